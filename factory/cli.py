@@ -1,0 +1,205 @@
+"""The `factory` command. Commands only: the work is in the pipeline, the drawing in `console`."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from factory.console import LiveProgress, console, error_line, summary_table
+from factory.errors import FactoryError
+from factory.logs import quiet_third_parties, run_log
+from factory.output import STATE_DIR, OutputFolder
+from factory.resources import factory_home
+from factory.tasks import Task, list_tasks, load_task
+
+log = logging.getLogger("factory.cli")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Build clean, documented fine-tuning datasets from a teacher model.",
+)
+
+TaskOption = Annotated[str, typer.Option("--task", "-t", help="Built-in task name or YAML path.")]
+SeedsOption = Annotated[Optional[Path], typer.Option(
+    "--seeds", help="Seed examples file (JSONL or CSV) instead of the task's own.")]
+
+
+@app.command()
+def distill(
+    task: TaskOption,
+    teacher: Annotated[str, typer.Option(
+        help="embedded | vllm:MODEL_OR_PATH | openai:MODEL")] = "embedded",
+    teacher_config: Annotated[Optional[Path], typer.Option(
+        help="Teacher config YAML (engine options).")] = None,
+    num_records: Annotated[Optional[int], typer.Option(
+        "--num-records", "-n", min=1, help="Accepted rows wanted (default: the task's).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Output folder (default: runs/TASK).")] = None,
+    seed: Annotated[int, typer.Option(help="Run seed: same seed, same requests.")] = 0,
+    batch_size: Annotated[Optional[int], typer.Option(
+        min=1, help="Requests per teacher batch (default: the task's).")] = None,
+    seeds: SeedsOption = None,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Start over: delete the output folder's earlier results.")] = False,
+) -> None:
+    """Generate, validate and write a dataset for TASK."""
+    from factory.pipeline import RunOptions
+    from factory.pipeline import distill as run_distill
+    from factory.teachers import load_teacher_config, make_teacher
+
+    quiet_third_parties()
+    loaded = load_task(task, seeds_path=str(seeds) if seeds else None)
+    _trial_render(loaded)
+    load_teacher_config(teacher_config)
+    target = out or Path("runs") / loaded.name
+    folder = prepare_output(target, loaded, fresh)
+    options = RunOptions(out=target, num_records=num_records or loaded.config.num_records,
+                         seed=seed, batch_size=batch_size, command=_command_line())
+    progress = LiveProgress()
+    console.print(f"[bold]factory distill[/] · task [bold]{loaded.name}[/] · "
+                  f"{options.num_records} records → {target}")
+    with run_log(folder.log_path):
+        log.info("command: %s", options.command)
+        try:
+            progress.stage(f"Loading teacher {teacher}")
+            teach = make_teacher(teacher, teacher_config, say=progress.note)
+            result = run_distill(loaded, teach, options, progress)
+        except Exception:
+            log.exception("run failed")
+            raise
+        finally:
+            progress.close()
+    _report(folder, result, options)
+
+
+def prepare_output(target: Path, task: Task, fresh: bool) -> OutputFolder:
+    """Check the folder can take this run (resume, or --fresh) before anything is written."""
+    folder = OutputFolder(target)
+    state = target / STATE_DIR
+    if target.exists() and not target.is_dir():
+        raise FactoryError("exists and is not a folder", path=target, field="--out",
+                           hint="choose another --out")
+    if target.is_dir() and any(target.iterdir()) and not state.is_dir():
+        raise FactoryError("not empty and not a factory output folder", path=target,
+                           field="--out", hint="choose an empty or new folder")
+    if fresh and target.is_dir():
+        shutil.rmtree(target)
+    manifest = folder.read_manifest() if target.is_dir() else None
+    if manifest and manifest.get("task") != task.name:
+        raise FactoryError(f"made by task {manifest.get('task')!r}, not {task.name!r}",
+                           path=target, field="--out",
+                           hint="use another --out, or --fresh to start over")
+    return folder
+
+
+def _trial_render(task: Task) -> None:
+    """Render one request so a template error stops the run before anything is written."""
+    from factory.plan import Planner
+    from factory.render import Renderer
+
+    planner = Planner(task, 0)
+    first = next(iter(planner.quotas(len(task.config.fields[task.config.slice_field].enum or [1]))))
+    Renderer(task).messages(planner.request(first, 0))
+
+
+def _command_line() -> str:
+    args = [Path(sys.argv[0]).name, *sys.argv[1:]]
+    return shlex.join(args)
+
+
+def _report(folder: OutputFolder, result, options) -> None:
+    manifest = folder.read_manifest() or {}
+    console.print(summary_table(manifest))
+    console.print(f"Dataset: [bold]{folder.path}[/]  ·  load it with "
+                  f"datasets.load_dataset({str(folder.path)!r})")
+    if result.interrupted:
+        console.print(f"[yellow]Interrupted.[/] Resume with: [bold]{options.command}[/]")
+        raise typer.Exit(130)
+    if not result.complete:
+        short = {s.value: f"{s.accepted}/{s.quota}" for s in result.slices.values() if s.deficit}
+        console.print(f"[yellow]Incomplete:[/] slices short of quota: {short}. "
+                      "See the dropped reasons above and in the manifest.")
+        raise typer.Exit(3)
+
+
+@app.command()
+def preview(
+    task: TaskOption,
+    n: Annotated[int, typer.Option("-n", min=1, help="How many prompts to show.")] = 3,
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    seeds: SeedsOption = None,
+) -> None:
+    """Print rendered prompts (with their seeds and attributes) without calling a teacher."""
+    from rich.panel import Panel
+
+    from factory.plan import Planner
+    from factory.render import Renderer
+
+    loaded = load_task(task, seeds_path=str(seeds) if seeds else None)
+    planner, renderer = Planner(loaded, seed), Renderer(loaded)
+    slices = list(planner.quotas(max(n, 1)))
+    for i in range(n):
+        request = planner.request(slices[i % len(slices)], i // len(slices))
+        head = (f"labels {dict(request.labels)} · attributes {dict(request.attributes)} · "
+                f"seeds {list(request.seed_ids)} · sampling seed {request.seed}")
+        console.print(Panel(head, title=f"request {i + 1}", style="cyan"))
+        for message in renderer.messages(request):
+            console.print(f"[bold]{message['role']}[/]")
+            console.print(message["content"], markup=False)
+        console.print()
+
+
+@app.command("tasks")
+def tasks_command(
+    folder: Annotated[Optional[Path], typer.Argument(help="Also list task files here.")] = None,
+) -> None:
+    """List the built-in tasks and the task files in FOLDER (default: ./configs, .)."""
+    from rich.table import Table
+
+    folders = [folder] if folder else [p for p in (Path("configs"), Path(".")) if p.is_dir()]
+    table = Table("task", "source", "description")
+    for name, path, builtin in list_tasks(folders):
+        try:
+            description = load_task(str(path)).config.description
+        except FactoryError as exc:
+            description = f"[red]invalid: {exc}[/]"
+        table.add_row(name, "built-in" if builtin else str(path), description[:90])
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except FactoryError as exc:
+        error_line(str(exc))
+        sys.exit(exc.exit_code)
+    except click.exceptions.UsageError as exc:
+        error_line(exc.format_message())
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        error_line("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into a line
+        path = _crash_log()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        error_line(f"internal error: {type(exc).__name__}: {first} (traceback in {path})")
+        sys.exit(1)
+
+
+def _crash_log() -> Path:
+    path = factory_home() / "last-crash.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(traceback.format_exc())
+    return path

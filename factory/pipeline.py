@@ -1,0 +1,265 @@
+"""One distill run, in stage order: plan → render → teach → parse → filter → write.
+
+`distill()` is the table of contents; each stage below it is one function. This is the only module
+that knows the order of the stages. Every teacher answer is cached under its request key as it
+arrives, so rerunning on the same output folder asks the teacher only for what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from factory.cache import ResponseCache, request_key
+from factory.output import OutputFolder, RunRecord
+from factory.plan import Planner, Request
+from factory.progress import Progress, RunStats
+from factory.render import Renderer
+from factory.tasks import Task, sha256_json
+from factory.teachers.base import Sampling, Teacher, TeachRequest, TeachResult
+from filters.base import Decision
+from filters.schema import SchemaCheck
+
+log = logging.getLogger(__name__)
+
+# Until this many answers were judged, assume half are accepted when sizing a batch.
+_PRIOR_RATE, _PRIOR_WEIGHT = 0.5, 16
+# Every slice may use at least this many requests, however small its quota.
+_MIN_ATTEMPTS = 8
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    num_records: int
+    seed: int = 0
+    batch_size: int | None = None
+    command: str = ""
+
+
+@dataclass
+class Slice:
+    """Quota bookkeeping of one label value."""
+
+    value: str
+    quota: int
+    max_requests: int
+    next_index: int = 0
+    accepted: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    warned: bool = False
+
+    @property
+    def deficit(self) -> int:
+        return max(self.quota - self.accepted, 0)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.next_index >= self.max_requests
+
+
+@dataclass
+class Candidate:
+    request: Request
+    teach: TeachRequest
+    result: TeachResult | None = None
+    fields: dict[str, Any] | None = None
+    decision: Decision | None = None
+
+
+@dataclass
+class RunResult:
+    out: Path
+    stats: RunStats
+    slices: dict[str, Slice]
+    interrupted: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return all(s.deficit == 0 for s in self.slices.values())
+
+
+class Timings(dict):
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self[stage] = self.get(stage, 0.0) + time.monotonic() - start
+
+
+def distill(task: Task, teacher: Teacher, options: RunOptions,
+            progress: Progress | None = None) -> RunResult:
+    """Generate until every label slice has its quota of accepted records, then write them."""
+    progress = progress or Progress()
+    timings = Timings()
+    planner = Planner(task, options.seed)
+    renderer = Renderer(task)
+    slices = plan_slices(task, planner, options.num_records)
+    stats = RunStats(target=options.num_records)
+    out = OutputFolder(options.out)
+    accepted: list[Candidate] = []
+    rejected: list[Candidate] = []
+    interrupted = False
+    with ResponseCache(out.cache_path) as cache:
+        try:
+            while batch := next_batch(task, planner, slices, stats, options):
+                with timings("render"):
+                    candidates = render(task, teacher, renderer, batch)
+                with timings("teach"):
+                    teach(teacher, candidates, cache, stats)
+                with timings("filter"):
+                    judge_batch(task, candidates, slices, stats, accepted, rejected)
+                progress.update(stats)
+                warn_exhausted(slices, progress)
+        except KeyboardInterrupt:
+            interrupted = True
+            progress.warn("Interrupted: writing what was accepted so far")
+    result = RunResult(out.path, stats, slices, interrupted)
+    if stats.start_seconds:
+        timings["teacher_start"] = stats.start_seconds
+        timings["teach"] -= stats.start_seconds
+    with timings("write"):
+        out.write(RunRecord(task, teacher, options, result, accepted, rejected, dict(timings)))
+    progress.close()
+    return result
+
+
+# -- plan ------------------------------------------------------------------------------------
+
+
+def plan_slices(task: Task, planner: Planner, num_records: int) -> dict[str, Slice]:
+    factor = task.config.generation.max_requests_per_record
+    return {
+        value: Slice(value, quota, max(_MIN_ATTEMPTS, math.ceil(quota * factor)))
+        for value, quota in planner.quotas(num_records).items()
+        if quota > 0
+    }
+
+
+def next_batch(task: Task, planner: Planner, slices: dict[str, Slice], stats: RunStats,
+               options: RunOptions) -> list[Request]:
+    """Requests for the slices still short of quota, sized by the acceptance rate so far."""
+    size = options.batch_size or task.config.generation.batch_size
+    rate = (stats.acceptance_rate * stats.judged + _PRIOR_RATE * _PRIOR_WEIGHT) / (
+        stats.judged + _PRIOR_WEIGHT)
+    wanted = {
+        s.value: min(math.ceil(s.deficit / max(rate, 0.05)), s.max_requests - s.next_index)
+        for s in slices.values() if s.deficit and not s.exhausted
+    }
+    batch: list[Request] = []
+    while len(batch) < size and any(wanted.values()):
+        for value in wanted:
+            if wanted[value] and len(batch) < size:
+                batch.append(planner.request(value, slices[value].next_index))
+                slices[value].next_index += 1
+                wanted[value] -= 1
+    return batch
+
+
+# -- render ----------------------------------------------------------------------------------
+
+
+def render(task: Task, teacher: Teacher, renderer: Renderer,
+           batch: list[Request]) -> list[Candidate]:
+    gen = task.config.generation
+    schema = task.output_schema()
+    identity = teacher.identity()
+    candidates = []
+    for request in batch:
+        messages = renderer.messages(request)
+        sampling = Sampling(gen.temperature, gen.top_p, gen.max_tokens, request.seed)
+        key = request_key(
+            messages=messages, schema=schema, teacher=identity, sampling=sampling.as_dict(),
+            seed_ids=list(request.seed_ids), attributes=dict(request.attributes),
+            labels=dict(request.labels),
+        )
+        candidates.append(Candidate(request, TeachRequest(key, messages, sampling, schema)))
+    return candidates
+
+
+# -- teach -----------------------------------------------------------------------------------
+
+
+def teach(teacher: Teacher, candidates: list[Candidate], cache: ResponseCache,
+          stats: RunStats) -> None:
+    """Answer every candidate: from the cache where possible, else in one teacher batch."""
+    by_key = {c.teach.key: c for c in candidates}
+    cached = cache.get_many(by_key)
+    missing = [c.teach for c in candidates if c.teach.key not in cached]
+    fresh: list[TeachResult] = []
+    if missing:
+        start = time.monotonic()
+        teacher.start()
+        stats.start_seconds += time.monotonic() - start
+        start = time.monotonic()
+        fresh = list(teacher.generate(missing))
+        stats.teach_seconds += time.monotonic() - start
+        cache.put_many(fresh)
+    for result in [*cached.values(), *fresh]:
+        by_key[result.key].result = result
+        stats.prompt_tokens += result.prompt_tokens
+        stats.completion_tokens += result.completion_tokens
+        if not result.cached:
+            stats.new_completion_tokens += result.completion_tokens
+    stats.requests += len(candidates)
+    stats.cache_hits += len(cached)
+
+
+# -- parse and filter ------------------------------------------------------------------------
+
+
+def judge_batch(task: Task, candidates: list[Candidate], slices: dict[str, Slice],
+                stats: RunStats, accepted: list[Candidate], rejected: list[Candidate]) -> None:
+    """Parse and filter in request order, so the kept rows do not depend on arrival order."""
+    check = SchemaCheck(task.record_model)
+    seen = {row_id(c.fields) for c in accepted if c.fields}
+    for c in sorted(candidates, key=lambda c: (c.request.slice, c.request.index)):
+        s = slices[c.request.slice]
+        c.fields, c.decision = _decide(check, c, seen)
+        if c.decision.keep and s.deficit == 0:
+            stats.surplus += 1
+            c.decision = Decision(False, "surplus", "quota already met")
+            rejected.append(c)
+        elif c.decision.keep:
+            seen.add(row_id(c.fields))
+            s.accepted += 1
+            stats.accepted += 1
+            accepted.append(c)
+        else:
+            stats.dropped[c.decision.reason or "unknown"] += 1
+            s.dropped[c.decision.reason or "unknown"] += 1
+            rejected.append(c)
+
+
+def _decide(check: SchemaCheck, c: Candidate,
+            seen: set[str]) -> tuple[dict[str, Any] | None, Decision]:
+    assert c.result is not None
+    if c.result.error:
+        return None, Decision(False, "teacher_error", c.result.error)
+    fields, decision = check.parse(c.result.text, dict(c.request.labels), c.result.finish_reason)
+    if decision.keep and row_id(fields) in seen:
+        return fields, Decision(False, "duplicate", "same fields as an accepted row")
+    return fields, decision
+
+
+def row_id(fields: dict[str, Any] | None) -> str:
+    """A stable id derived from a record's content."""
+    return sha256_json(fields)[:16]
+
+
+def warn_exhausted(slices: dict[str, Slice], progress: Progress) -> None:
+    for s in slices.values():
+        if s.deficit and s.exhausted and not s.warned:
+            top = ", ".join(f"{r} ({n})" for r, n in s.dropped.most_common(3)) or "none"
+            progress.warn(f"Slice {s.value!r} stopped at {s.accepted}/{s.quota} after "
+                          f"{s.next_index} requests; top rejection reasons: {top}")
+            s.warned = True
+

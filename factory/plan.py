@@ -1,0 +1,136 @@
+"""The plan: quotas per label slice, and a deterministic stream of requests for each slice.
+
+Request `j` of slice `s` is a pure function of (task, run seed, s, j): its target labels, its
+attribute combination, its few-shot seed ids and its sampling seed. So a rerun, a resume or another
+engine asks for exactly the same requests, and a response cache keyed on them is hit.
+
+Few-shot seeds are stratified and rotated: one seed of the target label (when the seed set has one)
+plus seeds of other labels, each pool walked through a seeded permutation so seeds are used evenly.
+Each attribute walks its values in shuffled rounds, so every value is used evenly and the
+combinations vary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from factory.tasks import Task
+
+@dataclass(frozen=True)
+class Request:
+    slice: str
+    index: int
+    labels: tuple[tuple[str, str], ...]
+    attributes: tuple[tuple[str, str], ...]
+    seed_ids: tuple[str, ...]
+    seed: int
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed from any parts, stable across processes and machines."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def quotas(weights: dict[str, float], total: int) -> dict[str, int]:
+    """Split `total` by `weights` with the largest-remainder method (sums exactly to total)."""
+    norm = sum(weights.values())
+    exact = {k: total * w / norm for k, w in weights.items()}
+    counts = {k: math.floor(v) for k, v in exact.items()}
+    rest = total - sum(counts.values())
+    by_remainder = sorted(exact, key=lambda k: (-(exact[k] - counts[k]), list(exact).index(k)))
+    for k in by_remainder[:rest]:
+        counts[k] += 1
+    return counts
+
+
+class Planner:
+    """Makes the requests of one run. `planner.request(slice, j)` is deterministic."""
+
+    def __init__(self, task: Task, run_seed: int) -> None:
+        self.task = task
+        self.run_seed = run_seed
+        config = task.config
+        self.slice_field = config.slice_field
+        self.k = min(config.seeds.per_request, len(task.seeds))
+        self._names = list(config.attributes)
+        self._values = [config.attributes[n] for n in self._names]
+        self._label_cycles: dict[str, list[str]] = {}
+        self._perms: dict[tuple[str, ...], np.ndarray] = {}
+
+    def quotas(self, num_records: int) -> dict[str, int]:
+        return quotas(self.task.config.label_weights(self.slice_field), num_records)
+
+    def request(self, slice_value: str, index: int) -> Request:
+        return Request(
+            slice=slice_value,
+            index=index,
+            labels=self._labels(slice_value, index),
+            attributes=self._attributes(slice_value, index),
+            seed_ids=self._seed_ids(slice_value, index),
+            seed=derive_seed(self.task.name, self.run_seed, "sample", slice_value, index),
+        )
+
+    # -- labels: the slice's value, then each other label by smooth weighted round-robin
+
+    def _labels(self, slice_value: str, index: int) -> tuple[tuple[str, str], ...]:
+        labels = [(self.slice_field, slice_value)]
+        for name in list(self.task.config.labels)[1:]:
+            sequence = self._label_cycle(name)
+            offset = derive_seed(self.run_seed, "label", name, slice_value) % len(sequence)
+            labels.append((name, sequence[(index + offset) % len(sequence)]))
+        return tuple(labels)
+
+    def _label_cycle(self, name: str, length: int = 1000) -> list[str]:
+        if name not in self._label_cycles:
+            weights = {k: w for k, w in self.task.config.label_weights(name).items() if w > 0}
+            total, credit, cycle = sum(weights.values()), dict.fromkeys(weights, 0.0), []
+            for _ in range(length):
+                for k in weights:
+                    credit[k] += weights[k] / total
+                pick = max(credit, key=lambda k: credit[k])
+                credit[pick] -= 1.0
+                cycle.append(pick)
+            self._label_cycles[name] = cycle
+        return self._label_cycles[name]
+
+    # -- attributes: each attribute walks its values in shuffled rounds
+
+    def _attributes(self, slice_value: str, index: int) -> tuple[tuple[str, str], ...]:
+        """Within every round of n requests each of an attribute's n values is used once; the
+        rounds are shuffled independently per attribute, so combinations vary across the grid."""
+        picked = []
+        for name, values in zip(self._names, self._values):
+            round_, position = divmod(index, len(values))
+            order = self._permutation(("attr", name, slice_value, str(round_)), len(values))
+            picked.append((name, values[int(order[position])]))
+        return tuple(picked)
+
+    # -- seeds: one of the target label, the rest from other labels, each pool rotated
+
+    def _seed_ids(self, slice_value: str, index: int) -> tuple[str, ...]:
+        if self.k == 0:
+            return ()
+        same = [s.id for s in self.task.seeds if s.record.get(self.slice_field) == slice_value]
+        other = [s.id for s in self.task.seeds if s.record.get(self.slice_field) != slice_value]
+        picked: list[str] = []
+        if same:
+            order = self._permutation(("same", slice_value), len(same))
+            picked.append(same[int(order[index % len(same)])])
+        pool = other if other else [i for i in same if i not in picked]
+        need = self.k - len(picked)
+        if pool and need > 0:
+            order = self._permutation(("other", slice_value), len(pool))
+            start = index * need
+            picked += [pool[int(order[(start + t) % len(pool)])] for t in range(min(need, len(pool)))]
+        return tuple(picked)
+
+    def _permutation(self, key: tuple[str, ...], n: int) -> np.ndarray:
+        if key not in self._perms:
+            rng = np.random.default_rng(derive_seed(self.task.name, self.run_seed, *key))
+            self._perms[key] = rng.permutation(n)
+        return self._perms[key]

@@ -1,0 +1,76 @@
+"""Render a request's prompt from the task's Jinja templates, in a sandbox.
+
+Templates see: `task` (name, description), `labels` (the target label values), `attributes` (one
+combination from the grid), `examples` (the few-shot seed records) and `fields` (the fields the
+teacher writes, with their specs). Undefined names are errors. Seed text is data: it is passed as
+values, never compiled, so a seed containing `{{ ... }}` appears literally.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from factory.errors import FactoryError
+from factory.plan import Request
+from factory.tasks import Task, Template
+
+
+def _to_json(value: dict[str, Any], only: Any = None) -> str:
+    """JSON as a model should read it: UTF-8, no HTML escaping, in the given field order."""
+    if only is not None:
+        value = {k: value[k] for k in only if k in value}
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+    )
+    env.filters["to_json"] = _to_json
+    return env
+
+
+class Renderer:
+    """Turns planned requests into chat messages: `[system, user]`."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        env = _environment()
+        self._compiled = {}
+        for part, template in task.templates.items():
+            try:
+                self._compiled[part] = env.from_string(template.text)
+            except TemplateSyntaxError as exc:
+                raise FactoryError(f"template syntax error: {exc.message}", path=template.path,
+                                   line=exc.lineno, hint="fix the Jinja syntax") from None
+        self._seeds = {s.id: s.record for s in task.seeds}
+        self._fields = {k: v.model_dump() for k, v in task.config.generated_fields.items()}
+
+    def context(self, request: Request) -> dict[str, Any]:
+        return {
+            "task": {"name": self.task.name, "description": self.task.config.description},
+            "labels": dict(request.labels),
+            "attributes": dict(request.attributes),
+            "examples": [dict(self._seeds[i]) for i in request.seed_ids],
+            "fields": self._fields,
+        }
+
+    def messages(self, request: Request) -> list[dict[str, str]]:
+        context = self.context(request)
+        return [
+            {"role": part, "content": self._render(part, context).strip()}
+            for part in ("system", "user")
+        ]
+
+    def _render(self, part: str, context: dict[str, Any]) -> str:
+        template: Template = self.task.templates[part]
+        try:
+            return self._compiled[part].render(context)
+        except TemplateError as exc:
+            raise FactoryError(f"template error: {exc}", path=template.path,
+                               hint="templates may use task, labels, attributes, examples, "
+                                    "fields") from None

@@ -1,0 +1,394 @@
+"""Task configs: the pydantic models that validate them, and loading a task with its files.
+
+A task is one YAML file (see docs/tasks.md). `load_task("support-tickets")` finds a built-in task;
+`load_task("path/to/task.yaml")` loads a user's. Every problem becomes a `FactoryError` that names
+the file, the field, the line where known, and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from factory.errors import FactoryError
+from factory.resources import builtin_tasks_dir, prompts_dir
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(Strict):
+    """One field of a record. Strings may carry an enum and length bounds (in characters)."""
+
+    type: Literal["string", "integer", "number", "boolean"] = "string"
+    description: str = ""
+    enum: list[str] | None = None
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=1)
+
+
+class LabelSpec(Strict):
+    """A label field's target mix: balanced when `weights` is absent."""
+
+    weights: dict[str, float] | None = None
+
+
+class SeedsSpec(Strict):
+    path: str = Field(description="JSONL or CSV file, relative to the task file")
+    per_request: int = Field(default=3, ge=0, le=16)
+
+
+class TemplatesSpec(Strict):
+    system: str
+    user: str
+
+
+class GenerationSpec(Strict):
+    temperature: float = Field(default=0.9, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=512, ge=16)
+    batch_size: int = Field(default=64, ge=1)
+    # A slice stops after this many requests per wanted record (plus a small floor),
+    # so a slice that cannot be filled never spins all night.
+    max_requests_per_record: float = Field(default=12.0, gt=0.0)
+
+
+class StudentSpec(Strict):
+    """How a record becomes the `messages` column a student trainer reads."""
+
+    system: str | None = None
+    prompt: list[str] = Field(min_length=1)
+    answer: list[str] = Field(min_length=1)
+    answer_format: Literal["json", "text"] = "json"
+
+
+class TaskConfig(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str
+    num_records: int = Field(default=100, ge=1)
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+    labels: dict[str, LabelSpec] = Field(min_length=1)
+    attributes: dict[str, list[str]] = Field(default_factory=dict)
+    seeds: SeedsSpec
+    templates: TemplatesSpec
+    generation: GenerationSpec = GenerationSpec()
+    student: StudentSpec
+
+    @model_validator(mode="after")
+    def _check_references(self) -> TaskConfig:
+        for name, spec in self.labels.items():
+            if name not in self.fields:
+                raise ValueError(f"labels.{name}: not a field; add it under `fields`")
+            enum = self.fields[name].enum
+            if not enum:
+                raise ValueError(f"labels.{name}: a label field needs an `enum` of its values")
+            unknown = set(spec.weights or {}) - set(enum)
+            if unknown:
+                raise ValueError(f"labels.{name}.weights: {sorted(unknown)} not in the enum {enum}")
+            if spec.weights and any(w < 0 for w in spec.weights.values()):
+                raise ValueError(f"labels.{name}.weights: weights must be >= 0")
+            if spec.weights and sum(spec.weights.values()) <= 0:
+                raise ValueError(f"labels.{name}.weights: at least one weight must be > 0")
+        for part in ("prompt", "answer"):
+            for name in getattr(self.student, part):
+                if name not in self.fields:
+                    raise ValueError(f"student.{part}: {name!r} is not a field")
+        for name, values in self.attributes.items():
+            if not values:
+                raise ValueError(f"attributes.{name}: give at least one value")
+        if len(self.generated_fields) == 0:
+            raise ValueError("fields: every field is a label; the teacher would have nothing to write")
+        return self
+
+    @property
+    def slice_field(self) -> str:
+        """The label whose values are the quota slices (the first label listed)."""
+        return next(iter(self.labels))
+
+    @property
+    def generated_fields(self) -> dict[str, FieldSpec]:
+        """Fields the teacher writes; label fields are set by the plan."""
+        return {k: v for k, v in self.fields.items() if k not in self.labels}
+
+    def label_weights(self, name: str) -> dict[str, float]:
+        spec, values = self.labels[name], self.fields[name].enum or []
+        if spec.weights is None:
+            return {v: 1.0 for v in values}
+        return {v: float(spec.weights.get(v, 0.0)) for v in values}
+
+
+@dataclass(frozen=True)
+class Seed:
+    id: str
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    path: Path
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+@dataclass
+class Task:
+    """A validated task with its templates and seeds read from disk."""
+
+    config: TaskConfig
+    path: Path
+    builtin: bool
+    templates: dict[str, Template]
+    seeds: list[Seed]
+    record_model: type[BaseModel] = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def fingerprint(self) -> str:
+        """A hash of everything in the task that shapes its requests."""
+        payload = {
+            "config": self.config.model_dump(mode="json"),
+            "templates": {k: t.sha256 for k, t in sorted(self.templates.items())},
+            "seeds": [[s.id, s.record] for s in self.seeds],
+        }
+        return sha256_json(payload)
+
+    def output_schema(self) -> dict[str, Any]:
+        """The JSON schema the teacher's answer must follow (generated fields only)."""
+        return json_schema(self.config.generated_fields)
+
+
+def sha256_json(obj: Any) -> str:
+    """A canonical hash: sorted keys, no whitespace, UTF-8."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def json_schema(fields: dict[str, FieldSpec]) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for name, spec in fields.items():
+        prop: dict[str, Any] = {"type": spec.type}
+        if spec.enum:
+            prop["enum"] = list(spec.enum)
+        if spec.type == "string" and spec.max_length:
+            prop["maxLength"] = spec.max_length
+        if spec.description:
+            prop["description"] = spec.description
+        properties[name] = prop
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(fields),
+        "additionalProperties": False,
+    }
+
+
+_PY_TYPES: dict[str, type] = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+
+def record_model(config: TaskConfig) -> type[BaseModel]:
+    """A pydantic model of one full record (generated fields and labels)."""
+    definitions: dict[str, Any] = {}
+    for name, spec in config.fields.items():
+        annotation: Any = _PY_TYPES[spec.type]
+        if spec.enum:
+            annotation = Literal[tuple(spec.enum)]  # type: ignore[valid-type]
+        constraints: dict[str, Any] = {}
+        if spec.type == "string" and not spec.enum:
+            constraints = {"min_length": spec.min_length, "max_length": spec.max_length}
+        definitions[name] = (annotation, Field(..., **constraints))
+    return create_model(
+        f"{config.name.replace('-', '_')}_record",
+        __config__=ConfigDict(extra="forbid", strict=True, str_strip_whitespace=False),
+        **definitions,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def list_tasks(extra_dirs: list[Path] | None = None) -> list[tuple[str, Path, bool]]:
+    """Built-in tasks and the user's task files in `extra_dirs` (name, path, builtin)."""
+    found = [(p.stem, p, True) for p in sorted(builtin_tasks_dir().glob("*.yaml"))]
+    for folder in extra_dirs or []:
+        for p in sorted(folder.glob("*.yaml")):
+            try:
+                name = yaml.safe_load(p.read_text()).get("name")
+            except Exception:  # noqa: BLE001 - a listing skips files that are not tasks
+                continue
+            if isinstance(name, str):
+                found.append((name, p, False))
+    return found
+
+
+def resolve_task_path(name_or_path: str) -> tuple[Path, bool]:
+    candidate = Path(name_or_path).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise FactoryError("no such task file", path=candidate,
+                               hint="give a YAML file or a built-in name (see `factory tasks`)")
+        return candidate.resolve(), False
+    builtin = builtin_tasks_dir() / f"{name_or_path}.yaml"
+    if builtin.is_file():
+        return builtin, True
+    names = ", ".join(sorted(p.stem for p in builtin_tasks_dir().glob("*.yaml")))
+    raise FactoryError(f"unknown task {name_or_path!r}", field="--task",
+                       hint=f"use a built-in task ({names}) or a path to a YAML file")
+
+
+def load_task(name_or_path: str, *, seeds_path: str | None = None) -> Task:
+    path, builtin = resolve_task_path(name_or_path)
+    raw, root = _read_yaml(path)
+    config = _validate_config(raw, root, path)
+    templates = {
+        part: _read_template(part, getattr(config.templates, part), path)
+        for part in ("system", "user")
+    }
+    seeds_file = Path(seeds_path).expanduser() if seeds_path else _relative(path, config.seeds.path)
+    model = record_model(config)
+    seeds = load_seeds(seeds_file, config, model)
+    return Task(config, path, builtin, templates, seeds, model)
+
+
+def _relative(base: Path, target: str) -> Path:
+    p = Path(target).expanduser()
+    return p if p.is_absolute() else (base.parent / p)
+
+
+def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise FactoryError(f"not valid YAML ({problem})", path=path, line=line,
+                           hint="fix the syntax at that line") from exc
+    except OSError as exc:
+        raise FactoryError(f"cannot read the file ({exc.strerror})", path=path) from exc
+
+
+def _validate_config(raw: Any, root: yaml.Node | None, path: Path) -> TaskConfig:
+    if not isinstance(raw, dict):
+        raise FactoryError("a task file must be a YAML mapping of fields", path=path,
+                           hint="see docs/tasks.md for the fields")
+    try:
+        return TaskConfig.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = [str(p) for p in error["loc"]]
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+            hint = "remove it or check its spelling (see docs/tasks.md)"
+        elif error["type"] == "missing":
+            message = "missing"
+            hint = "add it (see docs/tasks.md)"
+        else:
+            hint = "see docs/tasks.md"
+        dotted = ".".join(loc) or None
+        raise FactoryError(message, path=path, field=dotted, line=_yaml_line(root, loc),
+                           hint=hint) from None
+
+
+def _yaml_line(node: yaml.Node | None, loc: list[str]) -> int | None:
+    """The line of the deepest key of `loc` found in the composed YAML tree."""
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if getattr(k, "value", None) == key]
+            if not match:
+                break
+            line, node = match[0][0].start_mark.line + 1, match[0][1]
+        elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
+            node = node.value[int(key)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _read_template(part: str, name: str, task_path: Path) -> Template:
+    candidates = [_relative(task_path, name), prompts_dir() / name]
+    for candidate in candidates:
+        if candidate.is_file():
+            return Template(part, candidate, candidate.read_text(encoding="utf-8"))
+    raise FactoryError(f"template {name!r} not found", path=task_path, field=f"templates.{part}",
+                       hint=f"put it next to the task file or under {prompts_dir()}")
+
+
+def load_seeds(path: Path, config: TaskConfig, model: type[BaseModel]) -> list[Seed]:
+    """Seed examples: JSONL (one object a line) or CSV; each must be a valid record."""
+    if not path.is_file():
+        raise FactoryError("seed file not found", path=path, field="seeds.path",
+                           hint="point seeds.path (or --seeds) at a JSONL or CSV file")
+    rows = list(_read_rows(path))
+    if not rows:
+        raise FactoryError("the seed file has no rows", path=path, hint="add seed examples")
+    seeds, seen = [], set()
+    for line, row in rows:
+        seed_id = str(row.pop("id", None) or f"line-{line}")
+        record = {k: row.get(k) for k in config.fields}
+        _check_seed(path, line, row, record, config, model)
+        if seed_id in seen:
+            raise FactoryError(f"duplicate seed id {seed_id!r}", path=path, line=line, field="id",
+                               hint="give every seed a unique id")
+        seen.add(seed_id)
+        seeds.append(Seed(seed_id, record))
+    return seeds
+
+
+def _read_rows(path: Path):
+    try:
+        if path.suffix == ".csv":
+            with path.open(newline="", encoding="utf-8") as f:
+                for i, row in enumerate(csv.DictReader(f), start=2):
+                    yield i, dict(row)
+            return
+        with path.open(encoding="utf-8") as f:
+            for i, text in enumerate(f, start=1):
+                if text.strip():
+                    yield i, _json_row(path, i, text)
+    except UnicodeDecodeError as exc:
+        raise FactoryError("not UTF-8 text", path=path, hint="save the file as UTF-8") from exc
+
+
+def _json_row(path: Path, line: int, text: str) -> dict[str, Any]:
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FactoryError(f"not valid JSON ({exc.msg})", path=path, line=line,
+                           hint="one JSON object per line") from None
+    if not isinstance(row, dict):
+        raise FactoryError("each line must be a JSON object", path=path, line=line)
+    return row
+
+
+def _check_seed(path: Path, line: int, row: dict, record: dict, config: TaskConfig,
+                model: type[BaseModel]) -> None:
+    extra = set(row) - set(config.fields)
+    if extra:
+        raise FactoryError(f"unknown field {sorted(extra)[0]!r}", path=path, line=line,
+                           hint=f"seed fields are id and {', '.join(config.fields)}")
+    try:
+        model.model_validate(record)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field_name = ".".join(str(p) for p in error["loc"])
+        raise FactoryError(error["msg"], path=path, line=line, field=field_name,
+                           hint="fix the seed so it matches the task's fields") from None

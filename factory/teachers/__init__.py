@@ -1,0 +1,67 @@
+"""Teachers: one interface (`Teacher`), one module per kind.
+
+    embedded            SmolLM2-135M-Instruct from PyPI on a local vLLM engine (the default)
+    vllm:MODEL_OR_PATH  any local or cached HF model on a local vLLM engine
+    openai:MODEL        an OpenAI-compatible API (issue #5)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from factory.errors import FactoryError
+from factory.resources import configs_dir
+from factory.teachers.base import Teacher
+from factory.teachers.vllm import EngineOptions
+
+log = logging.getLogger(__name__)
+
+
+class TeacherConfig(BaseModel):
+    """A teacher config file (`--teacher-config`): engine options for local teachers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: EngineOptions = EngineOptions()
+
+
+def load_teacher_config(path: Path | None) -> TeacherConfig:
+    path = path or configs_dir() / "teachers" / "embedded.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise FactoryError(f"cannot read the teacher config ({exc.strerror})", path=path) from exc
+    except yaml.YAMLError as exc:
+        raise FactoryError("not valid YAML", path=path, hint="fix the syntax") from exc
+    try:
+        return TeacherConfig.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise FactoryError(error["msg"], path=path,
+                           field=".".join(str(p) for p in error["loc"]),
+                           hint="see docs/teachers.md for the engine options") from None
+
+
+def make_teacher(spec: str, config_path: Path | None = None,
+                 say: Callable[[str], None] = log.info) -> Teacher:
+    """Build the teacher a `--teacher` spec names (its engine starts on first use)."""
+    config = load_teacher_config(config_path)
+    kind, _, model = spec.partition(":")
+    if kind == "embedded" and not model:
+        from factory.teachers.embedded import EmbeddedTeacher
+
+        return EmbeddedTeacher(config.engine, say=say)
+    if kind == "vllm" and model:
+        from factory.teachers.vllm import VLLMTeacher
+
+        return VLLMTeacher(model, config.engine)
+    if kind == "openai" and model:
+        raise FactoryError("the openai: teacher is not available yet (issue #5)",
+                           field="--teacher", hint="use embedded or vllm:MODEL for now")
+    raise FactoryError(f"unknown teacher {spec!r}", field="--teacher",
+                       hint="use embedded, vllm:MODEL_OR_PATH or openai:MODEL")

