@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import shlex
 import shutil
+import signal
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import click
 import typer
@@ -51,6 +53,14 @@ def distill(
     seeds: SeedsOption = None,
     fresh: Annotated[bool, typer.Option(
         "--fresh", help="Start over: delete the output folder's earlier results.")] = False,
+    fill_gaps: Annotated[Optional[Path], typer.Option(
+        help="Real data (CSV, JSONL, parquet or dataset folder): set quotas so that real plus "
+             "synthetic is balanced across labels.")] = None,
+    label_field: Annotated[Optional[str], typer.Option(
+        help="With --fill-gaps: the real data's label column (default: the task's label).")] = None,
+    checkpoint_every: Annotated[float, typer.Option(
+        min=0, help="Rewrite the dataset folder at least this often (seconds) during a run.")
+    ] = 300.0,
 ) -> None:
     """Generate, validate and write a dataset for TASK."""
     from factory.pipeline import RunOptions
@@ -61,19 +71,26 @@ def distill(
     loaded = load_task(task, seeds_path=str(seeds) if seeds else None)
     _trial_render(loaded)
     load_teacher_config(teacher_config)
+    quotas = fill_gap_quotas(loaded, fill_gaps, label_field, num_records) if fill_gaps else None
     target = out or Path("runs") / loaded.name
     folder = prepare_output(target, loaded, fresh)
-    options = RunOptions(out=target, num_records=num_records or loaded.config.num_records,
-                         seed=seed, batch_size=batch_size, command=_command_line())
+    wanted = sum(quotas.values()) if quotas else num_records or loaded.config.num_records
+    options = RunOptions(out=target, num_records=wanted, seed=seed, batch_size=batch_size,
+                         command=_command_line(), checkpoint_seconds=checkpoint_every,
+                         quotas=quotas)
     progress = LiveProgress()
     console.print(f"[bold]factory distill[/] · task [bold]{loaded.name}[/] · "
                   f"{options.num_records} records → {target}")
-    with run_log(folder.log_path):
-        log.info("command: %s", options.command)
+    if quotas:
+        console.print(f"[cyan]·[/] filling gaps in {fill_gaps}: synthetic quotas "
+                      + ", ".join(f"{k} {v}" for k, v in quotas.items() if v))
+    state = folder.begin(loaded)
+    with run_log(folder.log_path), stop_on_sigterm():
+        log.info("command: %s (run %d in this folder)", options.command, state["runs"])
         try:
             progress.stage(f"Loading teacher {teacher}")
             teach = make_teacher(teacher, teacher_config, say=progress.note)
-            result = run_distill(loaded, teach, options, progress)
+            result = run_distill(loaded, teach, options, progress, runs=state["runs"])
         except Exception:
             log.exception("run failed")
             raise
@@ -83,23 +100,56 @@ def distill(
 
 
 def prepare_output(target: Path, task: Task, fresh: bool) -> OutputFolder:
-    """Check the folder can take this run (resume, or --fresh) before anything is written."""
+    """Check the folder can take this run (a resume, or --fresh) before anything is written."""
     folder = OutputFolder(target)
-    state = target / STATE_DIR
     if target.exists() and not target.is_dir():
         raise FactoryError("exists and is not a folder", path=target, field="--out",
                            hint="choose another --out")
-    if target.is_dir() and any(target.iterdir()) and not state.is_dir():
+    if target.is_dir() and any(target.iterdir()) and not (target / STATE_DIR).is_dir():
         raise FactoryError("not empty and not a factory output folder", path=target,
                            field="--out", hint="choose an empty or new folder")
+    state = folder.read_state()
+    if state and not fresh and state.get("layout") != task.layout_fingerprint():
+        raise FactoryError(f"made by an incompatible config (task {state.get('task')!r} with "
+                           "other fields or labels)", path=target, field="--out",
+                           hint="use another --out, or add --fresh to start over")
     if fresh and target.is_dir():
         shutil.rmtree(target)
-    manifest = folder.read_manifest() if target.is_dir() else None
-    if manifest and manifest.get("task") != task.name:
-        raise FactoryError(f"made by task {manifest.get('task')!r}, not {task.name!r}",
-                           path=target, field="--out",
-                           hint="use another --out, or --fresh to start over")
     return folder
+
+
+def fill_gap_quotas(task: Task, real: Path, label_field: str | None,
+                    total: int | None) -> dict[str, int]:
+    """Quotas that balance real plus synthetic rows across the task's slice labels."""
+    from factory.datafiles import label_counts
+    from factory.plan import gap_quotas
+
+    slice_field = task.config.slice_field
+    counts = label_counts(real, label_field or slice_field)
+    weights = task.config.label_weights(slice_field)
+    unknown = sorted(set(counts) - set(weights))
+    if unknown:
+        raise FactoryError(f"labels {unknown[:5]} are not values of the task's {slice_field!r}",
+                           path=real, field=label_field or slice_field,
+                           hint="use the task's label names, or another --label-field")
+    quotas = gap_quotas(counts, weights, total)
+    if not sum(quotas.values()):
+        raise FactoryError("the real data is already balanced: nothing to fill", path=real,
+                           field="--fill-gaps", hint="give --num-records to add more anyway")
+    return quotas
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM stops a run like Ctrl-C: no new batches, what was accepted is written."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _trial_render(task: Task) -> None:

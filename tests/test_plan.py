@@ -57,3 +57,17 @@ def test_secondary_label_follows_its_weights():
     planner = Planner(task, 0)
     counts = Counter(dict(planner.request("billing", i).labels)["priority"] for i in range(100))
     assert counts == Counter({"medium": 40, "low": 30, "high": 20, "urgent": 10})
+
+
+def test_gap_quotas_balance_real_plus_synthetic():
+    from factory.plan import gap_quotas
+
+    real = {"a": 10, "b": 2, "c": 0}
+    flat = {"a": 1, "b": 1, "c": 1}
+    assert gap_quotas(real, flat) == {"a": 0, "b": 8, "c": 10}
+    assert gap_quotas(real, flat, 12) == {"a": 0, "b": 5, "c": 7}
+    spread = gap_quotas(real, flat, 100)
+    assert sum(spread.values()) == 100
+    totals = [real[k] + spread[k] for k in real]
+    assert max(totals) - min(totals) <= 1
+    assert gap_quotas({"a": 6, "b": 0}, {"a": 2, "b": 1}) == {"a": 0, "b": 3}

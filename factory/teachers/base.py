@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Teacher(Protocol):
     `identity()` names the model precisely enough to key a cache (kind, model, revision).
     `start()` loads the model or opens the connection (idempotent; a run whose answers are all
     cached never calls it). `generate()` yields results as they complete, in any order, one per
-    request.
+    request, and calls `on_answer(done, total)` as answers complete, where it can tell.
     """
 
     def identity(self) -> dict[str, str]: ...
@@ -54,6 +54,7 @@ class Teacher(Protocol):
 
     def describe(self) -> str: ...
 
-    def generate(self, requests: list[TeachRequest]) -> Iterator[TeachResult]: ...
+    def generate(self, requests: list[TeachRequest],
+                 on_answer: Callable[[int, int], None] | None = None) -> Iterator[TeachResult]: ...
 
     def close(self) -> None: ...

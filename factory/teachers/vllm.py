@@ -12,7 +12,8 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from functools import partial
+from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -169,14 +170,16 @@ class VLLMTeacher:
             structured_outputs=structured,
         )
 
-    def generate(self, requests: list[TeachRequest]) -> Iterator[TeachResult]:
+    def generate(self, requests: list[TeachRequest],
+                 on_answer: Callable[[int, int], None] | None = None) -> Iterator[TeachResult]:
         """One `LLM.generate` call for the whole batch."""
         if not requests:
             return
         llm = self.engine()
         prompts = self.prompts(requests)
         params = [self.sampling_params(r) for r in requests]
-        outputs = llm.generate(prompts, params, use_tqdm=False)
+        ticker: Any = partial(_Ticker, on_answer=on_answer) if on_answer else False
+        outputs = llm.generate(prompts, params, use_tqdm=ticker)
         for request, output in zip(requests, outputs):
             completion = output.outputs[0]
             yield TeachResult(
@@ -186,3 +189,27 @@ class VLLMTeacher:
                 completion_tokens=len(completion.token_ids),
                 finish_reason=str(completion.finish_reason or "stop"),
             )
+
+
+def _ticker_base() -> type:
+    from tqdm import tqdm
+
+    return tqdm
+
+
+class _Ticker(_ticker_base()):  # type: ignore[misc]
+    """vLLM's progress-bar hook, turned into `on_answer(done, total)` calls; draws nothing."""
+
+    def __init__(self, *args: Any, on_answer: Callable[[int, int], None], **kwargs: Any) -> None:
+        self._on_answer = on_answer
+        self._sink = open(os.devnull, "w")  # noqa: SIM115 - closed in close()
+        super().__init__(*args, file=self._sink, mininterval=1e9, **kwargs)
+
+    def update(self, n: float | None = 1) -> bool | None:
+        shown = super().update(n)
+        self._on_answer(int(self.n), int(self.total or 0))
+        return shown
+
+    def close(self) -> None:
+        super().close()
+        self._sink.close()
