@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from factory.console import LiveProgress, console, error_line, summary_table
 from factory.errors import FactoryError
@@ -87,6 +87,7 @@ def distill(
     state = folder.begin(loaded)
     with run_log(folder.log_path), stop_on_sigterm():
         log.info("command: %s (run %d in this folder)", options.command, state["runs"])
+        teach = None
         try:
             progress.stage(f"Loading teacher {teacher}")
             teach = make_teacher(teacher, teacher_config, say=progress.note)
@@ -96,6 +97,8 @@ def distill(
             raise
         finally:
             progress.close()
+            if teach is not None:
+                teach.close()
     _report(folder, result, options)
 
 
@@ -163,8 +166,8 @@ def _trial_render(task: Task) -> None:
 
 
 def _command_line() -> str:
-    args = [Path(sys.argv[0]).name, *sys.argv[1:]]
-    return shlex.join(args)
+    """The command as a user would type it again (`python -m factory` is `factory` too)."""
+    return shlex.join(["factory", *sys.argv[1:]])
 
 
 def _report(folder: OutputFolder, result, options) -> None:
@@ -229,16 +232,16 @@ def tasks_command(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except FactoryError as exc:
         error_line(str(exc))
         sys.exit(exc.exit_code)
-    except click.exceptions.UsageError as exc:
+    except TyperException as exc:  # usage errors: a bad option or value
         error_line(exc.format_message())
-        sys.exit(2)
-    except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         error_line("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into a line
@@ -246,6 +249,7 @@ def main() -> None:
         first = (str(exc).strip().splitlines() or [""])[0]
         error_line(f"internal error: {type(exc).__name__}: {first} (traceback in {path})")
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _crash_log() -> Path:

@@ -208,6 +208,8 @@ def teach(teacher: Teacher, candidates: list[Candidate], cache: ResponseCache,
     missing = [c.teach for c in candidates if c.teach.key not in cached]
     fresh: list[TeachResult] = []
     if missing:
+        log.info("teacher: sending %d requests (%d of %d cached)", len(missing), len(cached),
+                 len(candidates))
         start = time.monotonic()
         teacher.start()
         stats.start_seconds += time.monotonic() - start
@@ -224,8 +226,6 @@ def teach(teacher: Teacher, candidates: list[Candidate], cache: ResponseCache,
             stats.new_completion_tokens += result.completion_tokens
     stats.requests += len(candidates)
     stats.cache_hits += len(cached)
-    log.info("batch: %d requests, %d cached, %d sent to the teacher",
-             len(candidates), len(cached), len(missing))
 
 
 # -- parse and filter ------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -142,3 +144,42 @@ def test_incompatible_folder_is_refused_unless_fresh(run, task_dir, tmp_path):
     proc = run_cli("distill", "--task", str(task_dir / "task.yaml"), "--out", str(out), "-n", "2")
     assert proc.returncode == 2 and "incompatible" in proc.stderr and "--fresh" in proc.stderr
     assert json.loads((out / "manifest.json").read_text())["accepted"] == N
+
+
+def test_sigkill_at_random_moments_loses_nothing(run, tmp_path):
+    """kill -9 the CLI three times mid-run, then let it finish: exactly the dataset of the
+    uninterrupted run with the same seed, and at most one batch regenerated per kill."""
+    out, _ = run
+    folder = tmp_path / "killed"
+    args = [sys.executable, "-m", "factory", *ARGS, "--out", str(folder),
+            "--checkpoint-every", "0"]
+    rng = random.Random(7)
+    seen_before_kill: set[str] = set()
+    kills = 0
+    for attempt in range(3):
+        proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        start = cached_answers(folder)
+        deadline = time.monotonic() + 600
+        if attempt == 0:
+            time.sleep(rng.uniform(3, 20))  # during start-up or the first batch
+        else:
+            while cached_answers(folder) < start + 8 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(rng.uniform(0, 8))  # somewhere in the next batch
+        if proc.poll() is None:
+            proc.kill()
+            kills += 1
+        proc.wait(timeout=60)
+        if (folder / "manifest.json").is_file():
+            seen_before_kill |= set(datasets.load_dataset(str(folder), split="train")["id"])
+    final = run_cli(*ARGS, "--out", str(folder))
+    assert final.returncode == 0, final.stdout + final.stderr
+    ids = datasets.load_dataset(str(folder), split="train")["id"]
+    assert len(ids) == N == len(set(ids))
+    assert seen_before_kill <= set(ids)
+    sent = sum(int(m) for m in re.findall(r"teacher: sending (\d+) requests",
+                                          (folder / "factory.log").read_text()))
+    regenerated = sent - cached_answers(folder)
+    assert kills >= 2 and 0 <= regenerated <= kills * 8
+    assert sorted(ids) == sorted(datasets.load_dataset(str(out), split="train")["id"])

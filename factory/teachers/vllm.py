@@ -143,9 +143,16 @@ class VLLMTeacher:
         return vllm.LLM(**kwargs)
 
     def close(self) -> None:
-        if self._llm is not None:
-            del self._llm
-            self._llm = None
+        """Stop the engine and its worker processes now, not at interpreter exit."""
+        if self._llm is None:
+            return
+        core = getattr(getattr(self._llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            try:
+                core.shutdown()
+            except Exception:  # noqa: BLE001 - shutting down; the log keeps the reason
+                log.warning("engine shutdown failed", exc_info=True)
+        self._llm = None
 
     # -- generation
 
