@@ -15,6 +15,8 @@ from typing import Annotated, Iterator, Optional
 import typer
 from typer.exceptions import TyperException
 
+from rich.table import Table
+
 from factory.console import LiveProgress, console, error_line, summary_table
 from factory.errors import FactoryError
 from factory.logs import quiet_third_parties, run_log
@@ -61,6 +63,10 @@ def distill(
     checkpoint_every: Annotated[float, typer.Option(
         min=0, help="Rewrite the dataset folder at least this often (seconds) during a run.")
     ] = 300.0,
+    decontaminate: Annotated[Optional[Path], typer.Option(
+        help="An eval set (file or dataset folder): rows that copy it are dropped.")] = None,
+    decontaminate_field: Annotated[Optional[str], typer.Option(
+        help="The eval set's text column (default: the task's, or 'text').")] = None,
 ) -> None:
     """Generate, validate and write a dataset for TASK."""
     from factory.pipeline import RunOptions
@@ -77,7 +83,8 @@ def distill(
     wanted = sum(quotas.values()) if quotas else num_records or loaded.config.num_records
     options = RunOptions(out=target, num_records=wanted, seed=seed, batch_size=batch_size,
                          command=_command_line(), checkpoint_seconds=checkpoint_every,
-                         quotas=quotas)
+                         quotas=quotas, decontaminate=decontaminate,
+                         decontaminate_field=decontaminate_field)
     progress = LiveProgress()
     console.print(f"[bold]factory distill[/] · task [bold]{loaded.name}[/] · "
                   f"{options.num_records} records → {target}")
@@ -185,6 +192,46 @@ def _report(folder: OutputFolder, result, options) -> None:
         raise typer.Exit(3)
 
 
+@app.command("filter")
+def filter_command(
+    source: Annotated[Path, typer.Argument(
+        help="CSV, JSONL or parquet file, or a dataset folder.")],
+    out: Annotated[Path, typer.Option(help="Output folder (same layout as distill).")],
+    text_field: Annotated[str, typer.Option(help="The column the filters read.")] = "text",
+    label_field: Annotated[Optional[str], typer.Option(
+        help="A label column: kept-row counts per label go to the manifest.")] = None,
+    only: Annotated[Optional[str], typer.Option(
+        help="Comma-separated filters to run (default: all but length): length, refusal, "
+             "repetition, template_leftover, language, pii, exact, near.")] = None,
+    threshold: Annotated[float, typer.Option(
+        min=0.05, max=1.0, help="Near-duplicate Jaccard threshold.")] = 0.6,
+    decontaminate: Annotated[Optional[Path], typer.Option(
+        help="An eval set: rows that copy it are dropped as contaminated.")] = None,
+    decontaminate_field: Annotated[str, typer.Option(
+        help="The eval set's text column.")] = "text",
+) -> None:
+    """Run the filter chain on an existing dataset and write kept and dropped rows."""
+    from factory.refilter import FilterOptions, parse_only, refilter
+
+    quiet_third_parties()
+    options = FilterOptions(source=source, out=out, text_field=text_field,
+                            label_field=label_field, only=parse_only(only),
+                            decontaminate=decontaminate, decontaminate_field=decontaminate_field,
+                            threshold=threshold, command=_command_line())
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise FactoryError("not empty and not a factory output folder", path=out, field="--out",
+                           hint="choose an empty or new folder")
+    console.print(f"[bold]factory filter[/] · {source} → {out}")
+    manifest = refilter(options)
+    table = Table(title="Filter summary", show_header=False, title_justify="left")
+    table.add_row("kept", f"{manifest['accepted']} / {manifest['input_rows']}")
+    for reason, n in manifest["dropped"].items():
+        table.add_row(f"  dropped: {reason}", str(n))
+    console.print(table)
+    console.print(f"Kept rows: datasets.load_dataset({str(out)!r}); dropped rows: "
+                  f"datasets.load_dataset({str(out)!r}, 'rejected')")
+
+
 @app.command()
 def preview(
     task: TaskOption,
@@ -217,8 +264,6 @@ def tasks_command(
     folder: Annotated[Optional[Path], typer.Argument(help="Also list task files here.")] = None,
 ) -> None:
     """List the built-in tasks and the task files in FOLDER (default: ./configs, .)."""
-    from rich.table import Table
-
     folders = [folder] if folder else [p for p in (Path("configs"), Path(".")) if p.is_dir()]
     table = Table("task", "source", "description")
     for name, path, builtin in list_tasks(folders):

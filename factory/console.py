@@ -47,6 +47,7 @@ class LiveProgress(Progress):
         return Text.assemble(
             ("━" * filled, "green"), ("━" * (bar_width - filled), "grey37"),
             f"  accepted {s.accepted}/{s.target}",
+            (f" (→ {s.rows} most diverse)" if s.rows and s.rows != s.target else ""),
             f"  · requests {s.requests} ({s.cache_hits} cached)",
             f"  · {s.tokens_per_second:,.0f} tok/s",
             f"  · acceptance {s.acceptance_rate:.0%}",

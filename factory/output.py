@@ -16,10 +16,11 @@ import json
 import os
 import platform
 import time
+from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -52,6 +53,9 @@ class RunRecord:
     teacher: Teacher
     options: RunOptions
     result: RunResult
+    rows: list[Candidate]
+    rejected: list[Candidate]
+    diversity: dict[str, Any] | None = None
 
 
 class OutputFolder:
@@ -93,15 +97,26 @@ class OutputFolder:
         return json.loads(self.manifest_path.read_text())
 
     def write(self, run: RunRecord) -> None:
-        rows = [dataset_row(run.task, run.teacher, c) for c in run.result.accepted]
-        rejected = [rejected_row(c) for c in run.result.rejected]
+        """The dataset folder of a distill run, as it stands."""
+        rows = [dataset_row(run.task, run.teacher, c) for c in run.rows]
+        rejected = [rejected_row(c) for c in run.rejected]
+        manifest = build_manifest(run, rows)
+        self.write_tables(rows, rejected, manifest, lambda m: dataset_card(run, m),
+                          REJECTED_SCHEMA, tags=["synthetic", "distillation", "factory"])
+
+    def write_tables(self, rows: list[dict[str, Any]], rejected: list[dict[str, Any]],
+                     manifest: dict[str, Any], card: Callable[[dict[str, Any]], str],
+                     rejected_schema: pa.Schema | None = None, *,
+                     tags: list[str] | None = None) -> None:
+        """Rows, rejected rows, manifest and card (`card(manifest)` gives its body); the card's
+        YAML header declares the `default` and `rejected` configs."""
         files = {
             "train": self._put_rows(TRAIN_FILE, rows),
-            "rejected": self._put_rows(REJECTED_FILE, rejected, REJECTED_SCHEMA),
+            "rejected": self._put_rows(REJECTED_FILE, rejected, rejected_schema),
         }
-        manifest = build_manifest(run, rows)
         manifest["files"] = files
-        _write_text(self.path / "README.md", dataset_card(run, manifest))
+        header = card_header(files, len(rows), tags or ["factory"])
+        _write_text(self.path / "README.md", f"---\n{header}\n---\n{card(manifest)}")
         _write_text(self.manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         for name in files.values():
             for stale in (self.path / name).parent.glob("*.parquet"):
@@ -186,6 +201,10 @@ def versions() -> dict[str, str]:
 
 def build_manifest(run: RunRecord, rows: list[dict[str, Any]]) -> dict[str, Any]:
     stats, result = run.result.stats, run.result
+    dropped = Counter(stats.dropped)
+    dropped.update(c.decision.reason for c in run.rejected
+                   if c.decision is not None and c.decision.reason == "not_selected")
+    selected = Counter(c.request.slice for c in run.rows)
     return {
         "task": run.task.name,
         "complete": result.complete,
@@ -194,14 +213,17 @@ def build_manifest(run: RunRecord, rows: list[dict[str, Any]]) -> dict[str, Any]
         "num_records": run.options.num_records,
         "accepted": len(rows),
         "generated": stats.requests,
-        "dropped": dict(stats.dropped.most_common()),
+        "dropped": dict(dropped.most_common()),
         "surplus": stats.surplus,
         "acceptance_rate": round(stats.acceptance_rate, 4),
         "slices": {
-            s.value: {"quota": s.quota, "accepted": s.accepted, "requests": s.next_index,
+            s.value: {"quota": s.quota, "rows": selected[s.value], "pool": s.pool,
+                      "passed_filters": s.accepted, "requests": s.next_index,
                       "dropped": dict(s.dropped.most_common())}
             for s in result.slices.values()
         },
+        "filters": filter_summary(run.task),
+        "diversity": run.diversity,
         "cache": {"hits": stats.cache_hits, "new_requests": stats.requests - stats.cache_hits},
         "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens,
                    "new_completion": stats.new_completion_tokens},
@@ -217,6 +239,23 @@ def build_manifest(run: RunRecord, rows: list[dict[str, Any]]) -> dict[str, Any]
         "tokens_per_second": round(stats.tokens_per_second, 1),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "rows_sha256": sha256_json([r["id"] for r in rows]),
+    }
+
+
+def filter_summary(task: Task) -> dict[str, Any]:
+    """What ran, in order, with its parameters (for the manifest and the card)."""
+    spec = task.config.filters
+    return {
+        "schema": True,
+        "heuristics": ({"fields": task.config.text_fields, "language": spec.heuristics.language,
+                        "disabled": list(spec.heuristics.disable),
+                        "length": dict(spec.heuristics.length)}
+                       if spec.heuristics.enabled else False),
+        "dedup": ({"fields": task.config.dedup_fields, "shingle": spec.dedup.shingle,
+                   "ngram": spec.dedup.ngram, "num_perm": spec.dedup.num_perm,
+                   "threshold": spec.dedup.threshold, "against_seeds": spec.dedup.against_seeds}
+                  if spec.dedup.enabled else False),
+        "select": {"method": spec.select.method, "pool": spec.select.pool},
     }
 
 
@@ -240,21 +279,25 @@ def _size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def dataset_card(run: RunRecord, manifest: dict[str, Any]) -> str:
-    task = run.task
-    header = {
+def card_header(files: dict[str, str], n_rows: int, tags: list[str]) -> str:
+    """The card's YAML metadata: configs and splits, language, tags, size."""
+    return json_yaml({
         "configs": [
             {"config_name": "default",
-             "data_files": [{"split": "train", "path": manifest["files"]["train"]}],
-             "default": True},
+             "data_files": [{"split": "train", "path": files["train"]}], "default": True},
             {"config_name": "rejected",
-             "data_files": [{"split": "train", "path": manifest["files"]["rejected"]}]},
+             "data_files": [{"split": "train", "path": files["rejected"]}]},
         ],
         "language": ["en"],
-        "tags": ["synthetic", "distillation", "factory"],
+        "tags": tags,
         "task_categories": ["text-classification", "text-generation"],
-        "size_categories": [_size_category(manifest["accepted"])],
-    }
+        "size_categories": [_size_category(n_rows)],
+    })
+
+
+def dataset_card(run: RunRecord, manifest: dict[str, Any]) -> str:
+    """The card's body for a distill run."""
+    task = run.task
     drops = "\n".join(f"| {reason} | {n} |" for reason, n in manifest["dropped"].items())
     seeds_note = ("hand-written examples shipped with the factory, not real customer data"
                   if task.builtin else "from the task's seed file")
@@ -262,16 +305,15 @@ def dataset_card(run: RunRecord, manifest: dict[str, Any]) -> str:
                           for k, v in manifest["templates"].items())
     gen = task.config.generation
     lines = [
-        "---",
-        json_yaml(header),
-        "---",
         f"# {task.name} (synthetic)",
         "",
         task.config.description,
         "",
         f"{manifest['accepted']} records written by the teacher `{run.teacher.describe()}` "
         f"from prompt templates and {manifest['seed_examples']} seed examples "
-        f"({seeds_note}), then validated against the task schema.",
+        f"({seeds_note}), then filtered: schema check, quality heuristics, exact and "
+        "near-duplicate removal (against the run, the seed examples and any eval set), and "
+        "diversity selection.",
         "",
         "## How it was made",
         "",
@@ -289,6 +331,8 @@ def dataset_card(run: RunRecord, manifest: dict[str, Any]) -> str:
         "",
         "Dropped rows are kept for inspection: `load_dataset(DIR, 'rejected')`.",
         "",
+        *_filters_section(manifest),
+        *diversity_section(manifest),
         "## Columns",
         "",
         "`id` (content hash), " + ", ".join(f"`{k}`" for k in task.config.fields)
@@ -303,11 +347,52 @@ def dataset_card(run: RunRecord, manifest: dict[str, Any]) -> str:
         "",
         "## Limitations",
         "",
-        "Synthetic text from a language model: check a sample before training on it. Records "
-        "passed a schema check; labels are the ones the plan asked for, not verified by a judge.",
+        "Synthetic text from a language model: check a sample before training on it. Labels "
+        "are the ones the plan asked the teacher to write for; no judge has verified them.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _filters_section(manifest: dict[str, Any]) -> list[str]:
+    from filters.heuristics import HEURISTICS
+
+    f = manifest["filters"]
+    lines = ["## Filters", "", "In order, cheapest first:", "",
+             "- schema: the answer parses as JSON and validates against the task's fields"]
+    if f["heuristics"]:
+        skip = set(f["heuristics"]["disabled"]) | ({"length"} if not f["heuristics"]["length"]
+                                                    else set())
+        for name, cls in HEURISTICS.items():
+            if name not in skip:
+                lines.append(f"- {name}: {cls.why}")
+    if f["dedup"]:
+        d = f["dedup"]
+        lines.append(f"- dedup: exact (normalised) and MinHash near-duplicates of "
+                     f"{', '.join(d['fields'])} ({d['shingle']} {d['ngram']}-grams, "
+                     f"{d['num_perm']} permutations, Jaccard ≥ {d['threshold']}), first one "
+                     "wins; also against the seed examples and any decontamination set")
+    sel = f["select"]
+    if sel["method"] == "k-center":
+        lines.append(f"- select: each label slice collects {sel['pool']}× its quota, and greedy "
+                     "k-center on sentence embeddings keeps the most spread-out rows")
+    return lines + [""]
+
+
+def diversity_section(manifest: dict[str, Any]) -> list[str]:
+    d = manifest.get("diversity")
+    if not d:
+        return []
+    return [
+        "## Diversity", "",
+        f"Measured on {d['rows']} rows (embeddings: {d['embedder']}).", "",
+        "| metric | value |", "|---|---|",
+        f"| distinct-1 / distinct-2 | {d['distinct_1']:.3f} / {d['distinct_2']:.3f} |",
+        f"| self-BLEU (lower is more diverse) | {d['self_bleu']:.3f} |",
+        f"| Vendi score (effective number of distinct rows) | {d['vendi']:.2f} |",
+        f"| mean nearest-neighbour cosine distance | {d['nn_distance']:.3f} |",
+        "",
+    ]
 
 
 def json_yaml(obj: Any) -> str:

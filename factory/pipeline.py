@@ -1,4 +1,4 @@
-"""One distill run, in stage order: plan → render → teach → parse → filter → write.
+"""One distill run, in stage order: plan → render → teach → filter → select → write.
 
 `distill()` is the table of contents; each stage below it is one function. This is the only module
 that knows the order of the stages. Every teacher answer is cached under its request key as it
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from factory.cache import ResponseCache, request_key
+from factory.filtering import RecordFilters, Selector, build_filters, pool_size
 from factory.output import OutputFolder, RunRecord
 from factory.plan import Planner, Request
 from factory.progress import Progress, RunStats
@@ -46,14 +48,18 @@ class RunOptions:
     checkpoint_seconds: float = 300.0
     # Quotas per slice value (from --fill-gaps); otherwise num_records split by the label weights.
     quotas: dict[str, int] | None = None
+    decontaminate: Path | None = None
+    decontaminate_field: str | None = None
 
 
 @dataclass
 class Slice:
-    """Quota bookkeeping of one label value."""
+    """Quota bookkeeping of one label value: it collects `pool` candidates that pass every
+    filter, and selection keeps `quota` of them."""
 
     value: str
     quota: int
+    pool: int
     max_requests: int
     next_index: int = 0
     accepted: int = 0
@@ -62,7 +68,11 @@ class Slice:
 
     @property
     def deficit(self) -> int:
-        return max(self.quota - self.accepted, 0)
+        return max(self.pool - self.accepted, 0)
+
+    @property
+    def rows(self) -> int:
+        return min(self.accepted, self.quota)
 
     @property
     def exhausted(self) -> bool:
@@ -103,7 +113,7 @@ class RunResult:
 
     @property
     def complete(self) -> bool:
-        return all(s.deficit == 0 for s in self.slices.values())
+        return all(s.accepted >= s.quota for s in self.slices.values())
 
 
 def distill(task: Task, teacher: Teacher, options: RunOptions,
@@ -113,8 +123,12 @@ def distill(task: Task, teacher: Teacher, options: RunOptions,
     planner = Planner(task, options.seed)
     renderer = Renderer(task)
     slices = plan_slices(task, options.quotas or planner.quotas(options.num_records))
-    run = RunResult(options.out, RunStats(target=options.num_records), slices, runs)
+    stats = RunStats(target=sum(s.pool for s in slices.values()), rows=options.num_records)
+    run = RunResult(options.out, stats, slices, runs)
     out, timings, last_write = OutputFolder(options.out), run.timings, time.monotonic()
+    with timings("filter"):
+        chain = build_filters(task, options.decontaminate, options.decontaminate_field)
+    selector = Selector(task)
     with ResponseCache(out.cache_path) as cache:
         try:
             while batch := next_batch(task, planner, slices, run.stats, options):
@@ -123,25 +137,33 @@ def distill(task: Task, teacher: Teacher, options: RunOptions,
                 with timings("teach"):
                     teach(teacher, candidates, cache, run.stats, progress)
                 with timings("filter"):
-                    judge_batch(task, candidates, slices, run.stats, run.accepted, run.rejected)
+                    filter_batch(task, chain, candidates, run)
                 progress.update(run.stats)
                 warn_exhausted(slices, progress)
                 if time.monotonic() - last_write >= options.checkpoint_seconds:
-                    write(out, task, teacher, options, run)
+                    write(out, task, teacher, options, run, select(run, selector))
                     last_write = time.monotonic()
         except KeyboardInterrupt:
             run.interrupted = True
             progress.warn("Interrupted: writing what was accepted so far")
-    write(out, task, teacher, options, run)
+    progress.stage("Selecting the most diverse rows and measuring diversity")
+    write(out, task, teacher, options, run, select(run, selector), final=True,
+          selector=selector)
     progress.close()
     return run
 
 
 def write(out: OutputFolder, task: Task, teacher: Teacher, options: RunOptions,
-          run: RunResult) -> None:
+          run: RunResult, selection: Selection, *, final: bool = False,
+          selector: Selector | None = None) -> None:
     """Write the dataset folder as the run stands (a checkpoint, or the end)."""
+    diversity = None
+    if final and selector is not None and selection.rows:
+        with run.timings("diversity"):
+            diversity = measure_diversity(selection.rows, selector)
     with run.timings("write"):
-        out.write(RunRecord(task, teacher, options, run))
+        out.write(RunRecord(task, teacher, options, run, selection.rows,
+                            run.rejected + selection.not_selected, diversity))
 
 
 # -- plan ------------------------------------------------------------------------------------
@@ -149,11 +171,12 @@ def write(out: OutputFolder, task: Task, teacher: Teacher, options: RunOptions,
 
 def plan_slices(task: Task, quotas: dict[str, int]) -> dict[str, Slice]:
     factor = task.config.generation.max_requests_per_record
-    return {
-        value: Slice(value, quota, max(_MIN_ATTEMPTS, math.ceil(quota * factor)))
-        for value, quota in quotas.items()
-        if quota > 0
-    }
+    slices = {}
+    for value, quota in quotas.items():
+        if quota > 0:
+            pool = pool_size(task, quota)
+            slices[value] = Slice(value, quota, pool, max(_MIN_ATTEMPTS, math.ceil(pool * factor)))
+    return slices
 
 
 def next_batch(task: Task, planner: Planner, slices: dict[str, Slice], stats: RunStats,
@@ -228,41 +251,41 @@ def teach(teacher: Teacher, candidates: list[Candidate], cache: ResponseCache,
     stats.cache_hits += len(cached)
 
 
-# -- parse and filter ------------------------------------------------------------------------
+# -- filter --------------------------------------------------------------------------------
 
 
-def judge_batch(task: Task, candidates: list[Candidate], slices: dict[str, Slice],
-                stats: RunStats, accepted: list[Candidate], rejected: list[Candidate]) -> None:
-    """Parse and filter in request order, so the kept rows do not depend on arrival order."""
+def filter_batch(task: Task, chain: RecordFilters, candidates: list[Candidate],
+                 run: RunResult) -> None:
+    """Schema check, then the task's filters, in request order, so what is kept does not depend
+    on the order answers arrived in. A kept candidate joins its slice's pool."""
     check = SchemaCheck(task.record_model)
-    seen = {row_id(c.fields) for c in accepted if c.fields}
     for c in sorted(candidates, key=lambda c: (c.request.slice, c.request.index)):
-        s = slices[c.request.slice]
-        c.fields, c.decision = _decide(check, c, seen)
-        if c.decision.keep and s.deficit == 0:
-            stats.surplus += 1
-            c.decision = Decision(False, "surplus", "quota already met")
-            rejected.append(c)
-        elif c.decision.keep:
-            seen.add(row_id(c.fields))
+        s = run.slices[c.request.slice]
+        c.fields, c.decision = _decide(check, chain, c, pool_full=s.deficit == 0)
+        if c.decision.keep:
             s.accepted += 1
-            stats.accepted += 1
-            accepted.append(c)
+            run.stats.accepted += 1
+            run.accepted.append(c)
+            continue
+        if c.decision.reason == "surplus":
+            run.stats.surplus += 1
         else:
-            stats.dropped[c.decision.reason or "unknown"] += 1
+            run.stats.dropped[c.decision.reason or "unknown"] += 1
             s.dropped[c.decision.reason or "unknown"] += 1
-            rejected.append(c)
+        run.rejected.append(c)
 
 
-def _decide(check: SchemaCheck, c: Candidate,
-            seen: set[str]) -> tuple[dict[str, Any] | None, Decision]:
+def _decide(check: SchemaCheck, chain: RecordFilters, c: Candidate,
+            pool_full: bool) -> tuple[dict[str, Any] | None, Decision]:
     assert c.result is not None
     if c.result.error:
         return None, Decision(False, "teacher_error", c.result.error)
     fields, decision = check.parse(c.result.text, dict(c.request.labels), c.result.finish_reason)
-    if decision.keep and row_id(fields) in seen:
-        return fields, Decision(False, "duplicate", "same fields as an accepted row")
-    return fields, decision
+    if not decision.keep:
+        return fields, decision
+    if pool_full:
+        return fields, Decision(False, "surplus", "the slice's pool was already full")
+    return fields, chain.check(fields, row_id(fields))
 
 
 def row_id(fields: dict[str, Any] | None) -> str:
@@ -270,11 +293,49 @@ def row_id(fields: dict[str, Any] | None) -> str:
     return sha256_json(fields)[:16]
 
 
+# -- select ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Selection:
+    rows: list[Candidate]
+    not_selected: list[Candidate]
+
+
+def select(run: RunResult, selector: Selector) -> Selection:
+    """Each slice keeps `quota` of its pool: the most spread-out rows."""
+    rows, not_selected = [], []
+    for value, s in run.slices.items():
+        pool = [c for c in run.accepted if c.request.slice == value]
+        keep = set(selector.select([(row_id(c.fields), c.fields) for c in pool], s.quota))
+        for i, c in enumerate(pool):
+            if i in keep:
+                rows.append(c)
+            else:
+                not_selected.append(Candidate(c.request, c.teach, c.result, c.fields,
+                                              Decision(False, "not_selected",
+                                                       "a more diverse row was kept")))
+    return Selection(rows, not_selected)
+
+
+def measure_diversity(rows: list[Candidate], selector: Selector,
+                      sample: int = 5000) -> dict[str, Any]:
+    """Diversity metrics of the written rows (on a seeded sample of at most `sample`)."""
+    from filters.diversity import diversity_report
+
+    chosen = rows if len(rows) <= sample else random.Random(0).sample(rows, sample)
+    ids = [row_id(c.fields) for c in chosen]
+    texts = [selector.text(c.fields) for c in chosen]
+    report = diversity_report(texts, selector.embed(ids, texts))
+    return {"rows": len(chosen), "embedder": selector.embedder.name,
+            **{k: round(v, 4) for k, v in report.items()}}
+
+
 def warn_exhausted(slices: dict[str, Slice], progress: Progress) -> None:
     for s in slices.values():
         if s.deficit and s.exhausted and not s.warned:
             top = ", ".join(f"{r} ({n})" for r, n in s.dropped.most_common(3)) or "none"
-            progress.warn(f"Slice {s.value!r} stopped at {s.accepted}/{s.quota} after "
+            progress.warn(f"Slice {s.value!r} stopped at {s.accepted}/{s.pool} after "
                           f"{s.next_index} requests; top rejection reasons: {top}")
             s.warned = True
 

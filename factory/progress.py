@@ -16,7 +16,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunStats:
+    """`accepted` counts candidates that passed every filter, toward `target` (the sum of the
+    slices' pools); selection then keeps `rows` of them."""
+
     target: int
+    rows: int = 0
     accepted: int = 0
     requests: int = 0
     cache_hits: int = 0

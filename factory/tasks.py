@@ -70,6 +70,49 @@ class StudentSpec(Strict):
     answer_format: Literal["json", "text"] = "json"
 
 
+class HeuristicsSpec(Strict):
+    """Quality heuristics (filters/heuristics.py): all on by default, `length` when bounded."""
+
+    enabled: bool = True
+    language: str = "en"
+    disable: list[str] = Field(default_factory=list)
+    # field -> {min_chars, max_chars, min_words, max_words}
+    length: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+
+class DedupSpec(Strict):
+    """Exact and MinHash near-duplicate removal, against the run, the seeds and an eval set."""
+
+    enabled: bool = True
+    # The text that identifies a record (default: the student prompt's fields).
+    fields: list[str] | None = None
+    shingle: Literal["char", "word"] = "char"
+    ngram: int = Field(default=3, ge=1, le=16)
+    num_perm: int = Field(default=128, ge=16, le=1024)
+    threshold: float = Field(default=0.6, gt=0.0, le=1.0)
+    against_seeds: bool = True
+    # An eval set the student will be tested on (file or dataset folder, relative to the task
+    # file), and its text column. `--decontaminate` overrides.
+    decontaminate: str | None = None
+    decontaminate_field: str = "text"
+
+
+class SelectSpec(Strict):
+    """Diversity selection: keep the most spread-out rows of a larger pool, per label slice."""
+
+    method: Literal["k-center", "first"] = "k-center"
+    # Each slice accepts ceil(pool x quota) candidates; k-center keeps quota of them.
+    pool: float = Field(default=1.25, ge=1.0, le=10.0)
+
+
+class FiltersSpec(Strict):
+    # Text fields the heuristics read (default: the fields the teacher writes, if strings).
+    text_fields: list[str] | None = None
+    heuristics: HeuristicsSpec = HeuristicsSpec()
+    dedup: DedupSpec = DedupSpec()
+    select: SelectSpec = SelectSpec()
+
+
 class TaskConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str
@@ -81,6 +124,7 @@ class TaskConfig(Strict):
     templates: TemplatesSpec
     generation: GenerationSpec = GenerationSpec()
     student: StudentSpec
+    filters: FiltersSpec = FiltersSpec()
 
     @model_validator(mode="after")
     def _check_references(self) -> TaskConfig:
@@ -104,9 +148,26 @@ class TaskConfig(Strict):
         for name, values in self.attributes.items():
             if not values:
                 raise ValueError(f"attributes.{name}: give at least one value")
+        for where, names in (("filters.text_fields", self.filters.text_fields),
+                             ("filters.dedup.fields", self.filters.dedup.fields),
+                             ("filters.heuristics.length", list(self.filters.heuristics.length))):
+            for name in names or []:
+                if name not in self.fields:
+                    raise ValueError(f"{where}: {name!r} is not a field")
         if len(self.generated_fields) == 0:
             raise ValueError("fields: every field is a label; the teacher would have nothing to write")
         return self
+
+    @property
+    def text_fields(self) -> list[str]:
+        """Fields the heuristics read."""
+        return self.filters.text_fields or [
+            k for k, v in self.generated_fields.items() if v.type == "string" and not v.enum]
+
+    @property
+    def dedup_fields(self) -> list[str]:
+        """The text that identifies a record for dedup: by default the student's prompt."""
+        return self.filters.dedup.fields or list(self.student.prompt)
 
     @property
     def slice_field(self) -> str:

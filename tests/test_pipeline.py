@@ -6,21 +6,48 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import datasets
 import pytest
 
 from factory.output import OutputFolder
 from factory.pipeline import RunOptions, distill
+from factory.plan import Planner
 from factory.tasks import load_task
 from factory.teachers.base import TeachRequest, TeachResult
 
 
-class ScriptedTeacher:
-    """Answers from a rule: `bad(request)` decides which answers are broken JSON."""
+OPENINGS = ["Hi there,", "Hello,", "Good morning.", "Hey support team,", "To whom it may concern,",
+            "Quick question.", "I need some help.", "Sorry to bother you again."]
+PROBLEMS = ["my smart plug keeps dropping off the network every evening",
+            "the app charged my card twice for the same monthly plan",
+            "I cannot log in since I changed my phone number last week",
+            "the parcel tracking page has not moved for nine days",
+            "the refund for my returned camera never reached my account",
+            "the dashboard shows yesterday's energy use as zero",
+            "the developer key I created this morning is rejected with a 401",
+            "the hub firmware update stopped halfway and now the light is red",
+            "I was billed for Plus although I cancelled it in March",
+            "the motion alerts arrive about twenty minutes late",
+            "the password reset email never shows up in my inbox",
+            "the box arrived with a cracked lid and a missing cable"]
+DETAILS = ["I already restarted everything twice.", "It worked fine until the weekend.",
+           "My neighbour has the same model and no issue.", "This is the third time I write.",
+           "I attached a screenshot of the error.", "Order number is on the receipt.",
+           "I am travelling until Friday, so email is best.", "Nothing changed on my side."]
+ASKS = ["Can you tell me what to do next?", "Could someone look into it today?",
+        "What are my options here?", "Please fix this or refund me.",
+        "Is this a known problem?", "How long will this take to sort out?"]
 
-    def __init__(self, bad=lambda request: False) -> None:
+
+class ScriptedTeacher:
+    """Answers with varied plain-English tickets composed from a request's sampling seed;
+    `bad(request)` picks broken answers, `text(request)` may override an answer."""
+
+    def __init__(self, bad=lambda request: False, text=None) -> None:
         self.bad = bad
+        self.text = text
         self.calls: list[int] = []
 
     def identity(self) -> dict[str, str]:
@@ -32,15 +59,20 @@ class ScriptedTeacher:
     def start(self) -> None:
         pass
 
+    def answer(self, r: TeachRequest) -> dict[str, str]:
+        rng = random.Random(r.sampling.seed)
+        problem = rng.choice(PROBLEMS)
+        body = " ".join([rng.choice(OPENINGS), problem[0].upper() + problem[1:] + ".",
+                         rng.choice(DETAILS), rng.choice(ASKS)])
+        return {"subject": f"Ticket {r.sampling.seed}: {problem[:40]}", "body": body,
+                "reply": f"Thanks for reaching out about this. {rng.choice(DETAILS)} We are "
+                         f"looking into why {problem} and will write back within a day."}
+
     def generate(self, requests: list[TeachRequest], on_answer=None):
         self.calls.append(len(requests))
         for r in requests:
-            rng = random.Random(r.sampling.seed)
-            words = " ".join(rng.choice(["card", "app", "refund", "hub", "login", "order",
-                                         "charge", "screen", "delivery"]) for _ in range(20))
-            answer = {"subject": f"Ticket {r.sampling.seed}", "body": f"My problem: {words}.",
-                      "reply": f"Thanks for writing in about the {words[:40]}, we are on it."}
-            text = "{broken" if self.bad(r) else json.dumps(answer)
+            custom = self.text(r) if self.text else None
+            text = custom or ("{broken" if self.bad(r) else json.dumps(self.answer(r)))
             yield TeachResult(r.key, text, prompt_tokens=100, completion_tokens=50)
 
     def close(self) -> None:
@@ -55,7 +87,7 @@ def task():
 def test_quotas_met_exactly_and_dataset_loads(task, tmp_path: Path):
     teacher = ScriptedTeacher(bad=lambda r: r.sampling.seed % 3 == 0)
     result = distill(task, teacher, RunOptions(out=tmp_path / "d", num_records=30, seed=1))
-    assert result.complete and result.stats.accepted == 30
+    assert result.complete and sum(s.rows for s in result.slices.values()) == 30
     ds = datasets.load_dataset(str(tmp_path / "d"), split="train")
     assert len(ds) == 30 and len(set(ds["id"])) == 30
     assert {"id", "subject", "body", "category", "priority", "reply", "messages",
@@ -67,7 +99,8 @@ def test_quotas_met_exactly_and_dataset_loads(task, tmp_path: Path):
     assert manifest["generated"] == (manifest["accepted"] + manifest["surplus"]
                                      + sum(manifest["dropped"].values()))
     rejected = datasets.load_dataset(str(tmp_path / "d"), "rejected", split="train")
-    assert set(rejected["reason"]) <= {"invalid_json", "surplus"}
+    assert set(rejected["reason"]) <= {"invalid_json", "surplus", "not_selected",
+                                       "near_duplicate", "exact_duplicate"}
     assert len(rejected) == manifest["generated"] - 30
 
 
@@ -147,3 +180,53 @@ def test_fill_gaps_quotas_from_real_labels(task, tmp_path: Path):
     real.write_text("text,team\nhello,weather\n")
     with pytest.raises(FactoryError, match="weather"):
         fill_gap_quotas(task, real, "team", None)
+
+
+def test_filters_drop_refusals_seed_copies_duplicates_and_eval_rows(task, tmp_path: Path):
+    seed_body = task.seeds[0].record["body"]
+
+    def text(r):
+        answer = ScriptedTeacher().answer(r)
+        kind = r.sampling.seed % 7
+        if kind == 1:
+            answer["reply"] = ("As an AI language model, I cannot help with that request. "
+                               "Please contact a human agent for this ticket.")
+        elif kind == 2:
+            answer["body"] = seed_body
+        elif kind == 3:
+            answer["subject"] = "Charged twice"
+            answer["body"] = "Hello, the app charged my card twice for the same monthly plan."
+        return json.dumps(answer)
+
+    planner = Planner(task, 0)
+    leak = next(r for r in (planner.request("billing", i) for i in range(50))
+                if r.seed % 7 not in (1, 2, 3))
+    leaked = ScriptedTeacher().answer(SimpleNamespace(sampling=SimpleNamespace(seed=leak.seed)))
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text(json.dumps({"text": f"{leaked['subject']}\n{leaked['body']}"}) + "\n")
+    result = distill(task, ScriptedTeacher(text=text),
+                     RunOptions(out=tmp_path / "d", num_records=18, decontaminate=eval_file))
+    assert result.complete
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    for reason in ("refusal", "seed_copy", "exact_duplicate", "contaminated", "not_selected"):
+        assert manifest["dropped"].get(reason, 0) >= 1, (reason, manifest["dropped"])
+    rejected = datasets.load_dataset(str(tmp_path / "d"), "rejected", split="train")
+    seed_copies = [r for r in rejected if r["reason"] == "seed_copy"]
+    assert all(task.seeds[0].id in r["detail"] for r in seed_copies)
+    rows = datasets.load_dataset(str(tmp_path / "d"), split="train")
+    assert len(rows) == 18 and seed_body not in rows["body"]
+    assert leaked["body"] not in rows["body"]
+    assert not any("As an AI" in reply for reply in rows["reply"])
+
+
+def test_selection_keeps_quota_of_a_larger_pool_and_measures_diversity(task, tmp_path: Path):
+    result = distill(task, ScriptedTeacher(), RunOptions(out=tmp_path / "d", num_records=24))
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["accepted"] == 24
+    pools = [s["pool"] for s in manifest["slices"].values()]
+    assert pools == [5] * 6  # ceil(4 x 1.25)
+    assert manifest["dropped"]["not_selected"] == sum(s.accepted for s in result.slices.values()) - 24
+    div = manifest["diversity"]
+    assert div["rows"] == 24 and 1.0 < div["vendi"] <= 24 and 0 < div["distinct_2"] <= 1
+    card = (tmp_path / "d" / "README.md").read_text()
+    assert "## Diversity" in card and "k-center" in card and "refusal" in card
