@@ -8,13 +8,16 @@ misses the cache exactly where it should.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from factory.tasks import sha256_json
-from factory.teachers.base import TeachResult
+from factory.teachers.base import Teacher, TeachRequest, TeachResult
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -77,3 +80,26 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
+def ask(teacher: Teacher, requests: list[TeachRequest], cache: ResponseCache,
+        on_answer: Callable[[int, int], None] | None = None,
+        seconds: dict[str, float] | None = None) -> dict[str, TeachResult]:
+    """Answers to `requests` by key: from the cache where it has them, the rest from the teacher
+    in one batch, persisted before they are returned. `seconds` collects the time spent
+    starting the teacher (`start`) and generating (`generate`)."""
+    found = cache.get_many(r.key for r in requests)
+    missing = [r for r in requests if r.key not in found]
+    if missing:
+        log.info("teacher: sending %d requests (%d of %d cached)", len(missing), len(found),
+                 len(requests))
+        clock = time.monotonic()
+        teacher.start()
+        started = time.monotonic()
+        fresh = list(teacher.generate(missing, on_answer))
+        cache.put_many(fresh)
+        found.update({r.key: r for r in fresh})
+        if seconds is not None:
+            seconds["start"] = seconds.get("start", 0.0) + started - clock
+            seconds["generate"] = seconds.get("generate", 0.0) + time.monotonic() - started
+    return found

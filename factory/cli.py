@@ -67,6 +67,9 @@ def distill(
         help="An eval set (file or dataset folder): rows that copy it are dropped.")] = None,
     decontaminate_field: Annotated[Optional[str], typer.Option(
         help="The eval set's text column (default: the task's, or 'text').")] = None,
+    judge: Annotated[Optional[str], typer.Option(
+        help="Score rows with an LLM judge: 'teacher' (the same model), another teacher spec, "
+             "or 'off'. Default: the task's filters.judge.enabled.")] = None,
 ) -> None:
     """Generate, validate and write a dataset for TASK."""
     from factory.pipeline import RunOptions
@@ -75,6 +78,7 @@ def distill(
 
     quiet_third_parties()
     loaded = load_task(task, seeds_path=str(seeds) if seeds else None)
+    judge_spec = _judge_spec(loaded, judge)
     _trial_render(loaded)
     load_teacher_config(teacher_config)
     quotas = fill_gap_quotas(loaded, fill_gaps, label_field, num_records) if fill_gaps else None
@@ -94,11 +98,17 @@ def distill(
     state = folder.begin(loaded)
     with run_log(folder.log_path), stop_on_sigterm():
         log.info("command: %s (run %d in this folder)", options.command, state["runs"])
-        teach = None
+        teach = judge_teacher = None
         try:
             progress.stage(f"Loading teacher {teacher}")
             teach = make_teacher(teacher, teacher_config, say=progress.note)
-            result = run_distill(loaded, teach, options, progress, runs=state["runs"])
+            judge_teacher = None
+            if judge_spec == "teacher" or judge_spec == teacher:
+                judge_teacher = teach
+            elif judge_spec:
+                judge_teacher = make_teacher(judge_spec, teacher_config, say=progress.note)
+            result = run_distill(loaded, teach, options, progress, runs=state["runs"],
+                                 judge_teacher=judge_teacher)
         except Exception:
             log.exception("run failed")
             raise
@@ -106,6 +116,8 @@ def distill(
             progress.close()
             if teach is not None:
                 teach.close()
+            if judge_teacher is not None and judge_teacher is not teach:
+                judge_teacher.close()
     _report(folder, result, options)
 
 
@@ -126,6 +138,18 @@ def prepare_output(target: Path, task: Task, fresh: bool) -> OutputFolder:
     if fresh and target.is_dir():
         shutil.rmtree(target)
     return folder
+
+
+def _judge_spec(task: Task, option: str | None) -> str | None:
+    """Which teacher judges: --judge wins; else the task's filters.judge.enabled."""
+    if option == "off":
+        return None
+    wanted = option or ("teacher" if task.config.filters.judge.enabled else None)
+    if wanted and task.judge_template is None:
+        raise FactoryError("the task has no judge rubric", path=task.path,
+                           field="filters.judge.rubric",
+                           hint="add filters.judge.rubric and criteria, or drop --judge")
+    return wanted
 
 
 def fill_gap_quotas(task: Task, real: Path, label_field: str | None,
@@ -167,9 +191,11 @@ def _trial_render(task: Task) -> None:
     from factory.plan import Planner
     from factory.render import Renderer
 
-    planner = Planner(task, 0)
-    first = next(iter(planner.quotas(len(task.config.fields[task.config.slice_field].enum or [1]))))
-    Renderer(task).messages(planner.request(first, 0))
+    planner, renderer = Planner(task, 0), Renderer(task)
+    first = next(iter(planner.quotas(1000)))
+    renderer.messages(planner.request(first, 0))
+    if task.judge_template is not None:
+        renderer.judge_messages(task.seeds[0].record, list(task.config.filters.judge.criteria))
 
 
 def _command_line() -> str:

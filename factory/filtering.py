@@ -134,3 +134,80 @@ class Selector:
 
         vectors = self.embed([i for i, _ in pool], [self.text(f) for _, f in pool])
         return sorted(k_center(vectors, quota))
+
+
+class LLMJudge:
+    """Scores records against the task's rubric with a teacher; answers are cached like
+    generation. The first `agreement_sample` rows are judged a second time with the criteria in
+    reverse order, and the two verdicts' agreement is kept for the manifest."""
+
+    def __init__(self, task: Task, teacher: Any, renderer: Any, seed: int) -> None:
+        self.task = task
+        self.teacher = teacher
+        self.renderer = renderer
+        self.spec = task.config.filters.judge
+        self.criteria = list(self.spec.criteria)
+        self.seed = seed
+        self.pairs: list[tuple[dict[str, int], dict[str, int]]] = []
+        self.judged = 0
+        self.invalid = 0
+
+    def describe(self) -> str:
+        return self.teacher.describe()
+
+    def request(self, fields: dict[str, Any], row: str, criteria: list[str]) -> Any:
+        from factory.cache import request_key
+        from factory.plan import derive_seed
+        from factory.teachers.base import Sampling, TeachRequest
+        from filters.judge import verdict_schema
+
+        messages = self.renderer.judge_messages(fields, criteria)
+        schema = verdict_schema(criteria)
+        sampling = Sampling(self.spec.temperature, 1.0, self.spec.max_tokens,
+                            derive_seed("judge", self.seed, row, *criteria))
+        key = request_key(kind="judge", messages=messages, schema=schema,
+                          teacher=self.teacher.identity(), sampling=sampling.as_dict())
+        return TeachRequest(key, messages, sampling, schema)
+
+    def judge(self, records: list[tuple[str, dict[str, Any]]], cache: Any,
+              stats: Any) -> list[tuple[dict[str, Any] | None, Decision]]:
+        """Verdicts and decisions for (row id, fields) pairs, in order, in one teacher batch."""
+        from factory.cache import ask
+        from filters.judge import parse_verdict
+
+        reverse = list(reversed(self.criteria))
+        second = max(0, min(len(records), self.spec.agreement_sample - len(self.pairs)))
+        requests = [self.request(f, r, self.criteria) for r, f in records]
+        requests += [self.request(f, r, reverse) for r, f in records[:second]]
+        answers = ask(self.teacher, requests, cache)
+        for r in requests:
+            stats.count_tokens(answers[r.key])
+        out = []
+        for request in requests[:len(records)]:
+            answer = answers[request.key]
+            out.append(parse_verdict(answer.text, self.criteria, self.spec.threshold))
+        for (verdict, _), request in zip(out, requests[len(records):]):
+            again, _ = parse_verdict(answers[request.key].text, reverse, self.spec.threshold)
+            if verdict and again:
+                self.pairs.append((verdict["scores"], again["scores"]))
+        self.judged += len(records)
+        self.invalid += sum(d.reason == "judge_invalid" for _, d in out)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        from filters.judge import agreement
+
+        agree = agreement(self.pairs)
+        low = agree["within_one"] is not None and agree["within_one"] < self.spec.min_agreement
+        return {
+            "teacher": self.describe(),
+            "rubric_sha256": self.task.judge_template.sha256 if self.task.judge_template else "",
+            "criteria": self.criteria,
+            "threshold": self.spec.threshold,
+            "judged": self.judged,
+            "invalid": self.invalid,
+            "agreement": agree,
+            "warning": (f"low agreement: {agree['within_one']:.0%} of scores within 1 point "
+                        f"when the criteria are reordered (minimum {self.spec.min_agreement:.0%})"
+                        if low else None),
+        }

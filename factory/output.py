@@ -56,6 +56,7 @@ class RunRecord:
     rows: list[Candidate]
     rejected: list[Candidate]
     diversity: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None
 
 
 class OutputFolder:
@@ -98,7 +99,8 @@ class OutputFolder:
 
     def write(self, run: RunRecord) -> None:
         """The dataset folder of a distill run, as it stands."""
-        rows = [dataset_row(run.task, run.teacher, c) for c in run.rows]
+        rows = [dataset_row(run.task, run.teacher, c, judged=run.judge is not None)
+                for c in run.rows]
         rejected = [rejected_row(c) for c in run.rejected]
         manifest = build_manifest(run, rows)
         self.write_tables(rows, rejected, manifest, lambda m: dataset_card(run, m),
@@ -150,10 +152,12 @@ def student_messages(task: Task, fields: dict[str, Any]) -> list[dict[str, str]]
                        {"role": "assistant", "content": answer}]
 
 
-def dataset_row(task: Task, teacher: Teacher, c: Candidate) -> dict[str, Any]:
+def dataset_row(task: Task, teacher: Teacher, c: Candidate,
+                judged: bool = False) -> dict[str, Any]:
     from factory.pipeline import row_id
 
     assert c.fields is not None and c.result is not None
+    extra = {"judge": c.verdict} if judged else {}
     return {
         "id": row_id(c.fields),
         **c.fields,
@@ -169,6 +173,7 @@ def dataset_row(task: Task, teacher: Teacher, c: Candidate) -> dict[str, Any]:
             "request_key": c.teach.key,
             "request_index": c.request.index,
         },
+        **extra,
     }
 
 
@@ -223,6 +228,7 @@ def build_manifest(run: RunRecord, rows: list[dict[str, Any]]) -> dict[str, Any]
             for s in result.slices.values()
         },
         "filters": filter_summary(run.task),
+        "judge": run.judge,
         "diversity": run.diversity,
         "cache": {"hits": stats.cache_hits, "new_requests": stats.requests - stats.cache_hits},
         "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens,
@@ -332,6 +338,7 @@ def dataset_card(run: RunRecord, manifest: dict[str, Any]) -> str:
         "Dropped rows are kept for inspection: `load_dataset(DIR, 'rejected')`.",
         "",
         *_filters_section(manifest),
+        *_judge_section(manifest),
         *diversity_section(manifest),
         "## Columns",
         "",
@@ -348,7 +355,9 @@ def dataset_card(run: RunRecord, manifest: dict[str, Any]) -> str:
         "## Limitations",
         "",
         "Synthetic text from a language model: check a sample before training on it. Labels "
-        "are the ones the plan asked the teacher to write for; no judge has verified them.",
+        "are the ones the plan asked the teacher to write for"
+        + ("; the judge's scores are a model's opinion, not a human review."
+           if manifest.get("judge") else "; no judge has verified them."),
         "",
     ]
     return "\n".join(lines)
@@ -377,6 +386,27 @@ def _filters_section(manifest: dict[str, Any]) -> list[str]:
         lines.append(f"- select: each label slice collects {sel['pool']}× its quota, and greedy "
                      "k-center on sentence embeddings keeps the most spread-out rows")
     return lines + [""]
+
+
+def _judge_section(manifest: dict[str, Any]) -> list[str]:
+    j = manifest.get("judge")
+    if not j:
+        return []
+    agree = j["agreement"]
+    lines = [
+        "## Judge", "",
+        f"`{j['teacher']}` scored {j['judged']} rows from 1 to 5 on "
+        f"{', '.join(j['criteria'])} (rubric sha256 `{j['rubric_sha256'][:16]}…`); rows with a "
+        f"mean below {j['threshold']} were dropped, and {j['invalid']} answers were not valid "
+        "verdicts. Each row's scores and rationale are in its `judge` column.", "",
+    ]
+    if agree["pairs"]:
+        lines += [f"Quality control: {agree['pairs']} rows judged twice with the criteria in "
+                  f"reverse order agreed exactly on {agree['exact']:.0%} of scores and within "
+                  f"one point on {agree['within_one']:.0%}.", ""]
+    if j.get("warning"):
+        lines += [f"**Warning: {j['warning']}.** Treat the judge's scores with caution.", ""]
+    return lines
 
 
 def diversity_section(manifest: dict[str, Any]) -> list[str]:

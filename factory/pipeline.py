@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from factory.cache import ResponseCache, request_key
-from factory.filtering import RecordFilters, Selector, build_filters, pool_size
+from factory.cache import ResponseCache, ask, request_key
+from factory.filtering import LLMJudge, RecordFilters, Selector, build_filters, pool_size
 from factory.output import OutputFolder, RunRecord
 from factory.plan import Planner, Request
 from factory.progress import Progress, RunStats
@@ -30,7 +30,7 @@ from filters.schema import SchemaCheck
 
 log = logging.getLogger(__name__)
 
-# Until this many answers were judged, assume half are accepted when sizing a batch.
+# Until this many answers were decided, assume half are accepted when sizing a batch.
 _PRIOR_RATE, _PRIOR_WEIGHT = 0.5, 16
 # Every slice may use at least this many requests, however small its quota.
 _MIN_ATTEMPTS = 8
@@ -86,6 +86,7 @@ class Candidate:
     result: TeachResult | None = None
     fields: dict[str, Any] | None = None
     decision: Decision | None = None
+    verdict: dict[str, Any] | None = None
 
 
 class Timings(dict):
@@ -117,8 +118,12 @@ class RunResult:
 
 
 def distill(task: Task, teacher: Teacher, options: RunOptions,
-            progress: Progress | None = None, *, runs: int = 1) -> RunResult:
-    """Generate until every label slice has its quota of accepted records, then write them."""
+            progress: Progress | None = None, *, runs: int = 1,
+            judge_teacher: Teacher | None = None) -> RunResult:
+    """Generate until every label slice has its quota of accepted records, then write them.
+
+    With `judge_teacher`, rows that pass the cheap filters are scored against the task's rubric.
+    """
     progress = progress or Progress()
     planner = Planner(task, options.seed)
     renderer = Renderer(task)
@@ -128,6 +133,7 @@ def distill(task: Task, teacher: Teacher, options: RunOptions,
     out, timings, last_write = OutputFolder(options.out), run.timings, time.monotonic()
     with timings("filter"):
         chain = build_filters(task, options.decontaminate, options.decontaminate_field)
+    llm_judge = LLMJudge(task, judge_teacher, renderer, options.seed) if judge_teacher else None
     selector = Selector(task)
     with ResponseCache(out.cache_path) as cache:
         try:
@@ -137,25 +143,29 @@ def distill(task: Task, teacher: Teacher, options: RunOptions,
                 with timings("teach"):
                     teach(teacher, candidates, cache, run.stats, progress)
                 with timings("filter"):
-                    filter_batch(task, chain, candidates, run)
+                    passed = filter_batch(task, chain, candidates, run)
+                with timings("judge"):
+                    judge(llm_judge, passed, cache, run)
+                admit(passed, run)
                 progress.update(run.stats)
                 warn_exhausted(slices, progress)
                 if time.monotonic() - last_write >= options.checkpoint_seconds:
-                    write(out, task, teacher, options, run, select(run, selector))
+                    write(out, task, teacher, options, run, select(run, selector),
+                          llm_judge=llm_judge)
                     last_write = time.monotonic()
         except KeyboardInterrupt:
             run.interrupted = True
             progress.warn("Interrupted: writing what was accepted so far")
     progress.stage("Selecting the most diverse rows and measuring diversity")
     write(out, task, teacher, options, run, select(run, selector), final=True,
-          selector=selector)
+          selector=selector, llm_judge=llm_judge)
     progress.close()
     return run
 
 
 def write(out: OutputFolder, task: Task, teacher: Teacher, options: RunOptions,
           run: RunResult, selection: Selection, *, final: bool = False,
-          selector: Selector | None = None) -> None:
+          selector: Selector | None = None, llm_judge: LLMJudge | None = None) -> None:
     """Write the dataset folder as the run stands (a checkpoint, or the end)."""
     diversity = None
     if final and selector is not None and selection.rows:
@@ -163,7 +173,8 @@ def write(out: OutputFolder, task: Task, teacher: Teacher, options: RunOptions,
             diversity = measure_diversity(selection.rows, selector)
     with run.timings("write"):
         out.write(RunRecord(task, teacher, options, run, selection.rows,
-                            run.rejected + selection.not_selected, diversity))
+                            run.rejected + selection.not_selected, diversity,
+                            llm_judge.summary() if llm_judge else None))
 
 
 # -- plan ------------------------------------------------------------------------------------
@@ -183,8 +194,8 @@ def next_batch(task: Task, planner: Planner, slices: dict[str, Slice], stats: Ru
                options: RunOptions) -> list[Request]:
     """Requests for the slices still short of quota, sized by the acceptance rate so far."""
     size = options.batch_size or task.config.generation.batch_size
-    rate = (stats.acceptance_rate * stats.judged + _PRIOR_RATE * _PRIOR_WEIGHT) / (
-        stats.judged + _PRIOR_WEIGHT)
+    rate = (stats.acceptance_rate * stats.decided + _PRIOR_RATE * _PRIOR_WEIGHT) / (
+        stats.decided + _PRIOR_WEIGHT)
     wanted = {
         s.value: min(math.ceil(s.deficit / max(rate, 0.05)), s.max_requests - s.next_index)
         for s in slices.values() if s.deficit and not s.exhausted
@@ -226,53 +237,69 @@ def render(task: Task, teacher: Teacher, renderer: Renderer,
 def teach(teacher: Teacher, candidates: list[Candidate], cache: ResponseCache,
           stats: RunStats, progress: Progress | None = None) -> None:
     """Answer every candidate: from the cache where possible, else in one teacher batch."""
-    by_key = {c.teach.key: c for c in candidates}
-    cached = cache.get_many(by_key)
-    missing = [c.teach for c in candidates if c.teach.key not in cached]
-    fresh: list[TeachResult] = []
-    if missing:
-        log.info("teacher: sending %d requests (%d of %d cached)", len(missing), len(cached),
-                 len(candidates))
-        start = time.monotonic()
-        teacher.start()
-        stats.start_seconds += time.monotonic() - start
-        start = time.monotonic()
-        on_answer = progress.answers if progress else None
-        fresh = list(teacher.generate(missing, on_answer))
-        stats.teach_seconds += time.monotonic() - start
-        cache.put_many(fresh)
-    for result in [*cached.values(), *fresh]:
-        by_key[result.key].result = result
-        stats.prompt_tokens += result.prompt_tokens
-        stats.completion_tokens += result.completion_tokens
-        if not result.cached:
-            stats.new_completion_tokens += result.completion_tokens
+    seconds: dict[str, float] = {}
+    results = ask(teacher, [c.teach for c in candidates], cache,
+                  progress.answers if progress else None, seconds)
+    stats.start_seconds += seconds.get("start", 0.0)
+    stats.teach_seconds += seconds.get("generate", 0.0)
+    for c in candidates:
+        c.result = results[c.teach.key]
+        stats.count_tokens(c.result)
     stats.requests += len(candidates)
-    stats.cache_hits += len(cached)
+    stats.cache_hits += sum(c.result.cached for c in candidates if c.result)
 
 
 # -- filter --------------------------------------------------------------------------------
 
 
 def filter_batch(task: Task, chain: RecordFilters, candidates: list[Candidate],
-                 run: RunResult) -> None:
-    """Schema check, then the task's filters, in request order, so what is kept does not depend
-    on the order answers arrived in. A kept candidate joins its slice's pool."""
+                 run: RunResult) -> list[Candidate]:
+    """Schema check, then the task's cheap filters, in request order, so what passes does not
+    depend on the order answers arrived in. Gives what passed, not yet admitted to a pool."""
     check = SchemaCheck(task.record_model)
+    pending: Counter[str] = Counter()
+    passed = []
     for c in sorted(candidates, key=lambda c: (c.request.slice, c.request.index)):
         s = run.slices[c.request.slice]
-        c.fields, c.decision = _decide(check, chain, c, pool_full=s.deficit == 0)
+        full = s.accepted + pending[s.value] >= s.pool
+        c.fields, c.decision = _decide(check, chain, c, pool_full=full)
         if c.decision.keep:
-            s.accepted += 1
+            pending[s.value] += 1
+            passed.append(c)
+        else:
+            reject(run, c)
+    return passed
+
+
+def judge(llm_judge: LLMJudge | None, passed: list[Candidate], cache: ResponseCache,
+          run: RunResult) -> None:
+    """The expensive filter, on what the cheap ones kept: one judge batch per generated batch."""
+    if llm_judge is None or not passed:
+        return
+    verdicts = llm_judge.judge([(row_id(c.fields), c.fields) for c in passed], cache, run.stats)
+    for c, (verdict, decision) in zip(passed, verdicts):
+        c.verdict, c.decision = verdict, decision
+
+
+def admit(passed: list[Candidate], run: RunResult) -> None:
+    """Candidates still kept join their slice's pool."""
+    for c in passed:
+        if c.decision is not None and c.decision.keep:
+            run.slices[c.request.slice].accepted += 1
             run.stats.accepted += 1
             run.accepted.append(c)
-            continue
-        if c.decision.reason == "surplus":
-            run.stats.surplus += 1
         else:
-            run.stats.dropped[c.decision.reason or "unknown"] += 1
-            s.dropped[c.decision.reason or "unknown"] += 1
-        run.rejected.append(c)
+            reject(run, c)
+
+
+def reject(run: RunResult, c: Candidate) -> None:
+    reason = (c.decision.reason if c.decision else None) or "unknown"
+    if reason == "surplus":
+        run.stats.surplus += 1
+    else:
+        run.stats.dropped[reason] += 1
+        run.slices[c.request.slice].dropped[reason] += 1
+    run.rejected.append(c)
 
 
 def _decide(check: SchemaCheck, chain: RecordFilters, c: Candidate,
@@ -314,7 +341,8 @@ def select(run: RunResult, selector: Selector) -> Selection:
             else:
                 not_selected.append(Candidate(c.request, c.teach, c.result, c.fields,
                                               Decision(False, "not_selected",
-                                                       "a more diverse row was kept")))
+                                                       "a more diverse row was kept"),
+                                              c.verdict))
     return Selection(rows, not_selected)
 
 

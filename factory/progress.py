@@ -10,6 +10,10 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from factory.teachers.base import TeachResult
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +37,19 @@ class RunStats:
     surplus: int = 0
     started: float = field(default_factory=time.monotonic)
 
+    def count_tokens(self, result: "TeachResult") -> None:
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+        if not result.cached:
+            self.new_completion_tokens += result.completion_tokens
+
     @property
-    def judged(self) -> int:
+    def decided(self) -> int:
         return self.accepted + self.surplus + sum(self.dropped.values())
 
     @property
     def acceptance_rate(self) -> float:
-        return (self.accepted + self.surplus) / self.judged if self.judged else 0.0
+        return (self.accepted + self.surplus) / self.decided if self.decided else 0.0
 
     @property
     def tokens_per_second(self) -> float:

@@ -41,7 +41,10 @@ class Renderer:
         self.task = task
         env = _environment()
         self._compiled = {}
-        for part, template in task.templates.items():
+        self._templates = dict(task.templates)
+        if task.judge_template is not None:
+            self._templates["judge"] = task.judge_template
+        for part, template in self._templates.items():
             try:
                 self._compiled[part] = env.from_string(template.text)
             except TemplateSyntaxError as exc:
@@ -66,8 +69,20 @@ class Renderer:
             for part in ("system", "user")
         ]
 
+    def judge_messages(self, fields: dict[str, Any],
+                       criteria: list[str]) -> list[dict[str, str]]:
+        """The rubric for one record, with its criteria in the given order."""
+        spec = self.task.config.filters.judge
+        context = {
+            "task": {"name": self.task.name, "description": self.task.config.description},
+            "record": dict(fields),
+            "labels": {k: fields.get(k) for k in self.task.config.labels},
+            "criteria": [{"name": c, "description": spec.criteria[c]} for c in criteria],
+        }
+        return [{"role": "user", "content": self._render("judge", context).strip()}]
+
     def _render(self, part: str, context: dict[str, Any]) -> str:
-        template: Template = self.task.templates[part]
+        template: Template = self._templates[part]
         try:
             return self._compiled[part].render(context)
         except TemplateError as exc:

@@ -105,11 +105,36 @@ class SelectSpec(Strict):
     pool: float = Field(default=1.25, ge=1.0, le=10.0)
 
 
+class JudgeSpec(Strict):
+    """The LLM judge: a rubric template scored per criterion (1-5), the mean against a threshold.
+
+    Off unless `enabled` or `--judge` is given; runs after the cheap filters, on what survives.
+    """
+
+    enabled: bool = False
+    rubric: str | None = None
+    # criterion name -> what it checks (shown to the judge, in this order)
+    criteria: dict[str, str] = Field(default_factory=dict)
+    threshold: float = Field(default=3.0, ge=1.0, le=5.0)
+    max_tokens: int = Field(default=256, ge=32)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    # The first N judged rows are judged again with the criteria in reverse order.
+    agreement_sample: int = Field(default=16, ge=0)
+    min_agreement: float = Field(default=0.7, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _needs_rubric(self) -> JudgeSpec:
+        if (self.rubric is None) != (not self.criteria):
+            raise ValueError("judge: give both `rubric` (a template) and `criteria`")
+        return self
+
+
 class FiltersSpec(Strict):
     # Text fields the heuristics read (default: the fields the teacher writes, if strings).
     text_fields: list[str] | None = None
     heuristics: HeuristicsSpec = HeuristicsSpec()
     dedup: DedupSpec = DedupSpec()
+    judge: JudgeSpec = JudgeSpec()
     select: SelectSpec = SelectSpec()
 
 
@@ -213,6 +238,7 @@ class Task:
     templates: dict[str, Template]
     seeds: list[Seed]
     record_model: type[BaseModel] = field(repr=False)
+    judge_template: Template | None = None
 
     @property
     def name(self) -> str:
@@ -223,6 +249,7 @@ class Task:
         payload = {
             "config": self.config.model_dump(mode="json"),
             "templates": {k: t.sha256 for k, t in sorted(self.templates.items())},
+            "judge": self.judge_template.sha256 if self.judge_template else None,
             "seeds": [[s.id, s.record] for s in self.seeds],
         }
         return sha256_json(payload)
@@ -332,7 +359,9 @@ def load_task(name_or_path: str, *, seeds_path: str | None = None) -> Task:
     seeds_file = Path(seeds_path).expanduser() if seeds_path else _relative(path, config.seeds.path)
     model = record_model(config)
     seeds = load_seeds(seeds_file, config, model)
-    return Task(config, path, builtin, templates, seeds, model)
+    rubric = config.filters.judge.rubric
+    judge = _read_template("judge", rubric, path, "filters.judge.rubric") if rubric else None
+    return Task(config, path, builtin, templates, seeds, model, judge)
 
 
 def _relative(base: Path, target: str) -> Path:
@@ -394,12 +423,13 @@ def _yaml_line(node: yaml.Node | None, loc: list[str]) -> int | None:
     return line
 
 
-def _read_template(part: str, name: str, task_path: Path) -> Template:
+def _read_template(part: str, name: str, task_path: Path, where: str | None = None) -> Template:
     candidates = [_relative(task_path, name), prompts_dir() / name]
     for candidate in candidates:
         if candidate.is_file():
             return Template(part, candidate, candidate.read_text(encoding="utf-8"))
-    raise FactoryError(f"template {name!r} not found", path=task_path, field=f"templates.{part}",
+    raise FactoryError(f"template {name!r} not found", path=task_path,
+                       field=where or f"templates.{part}",
                        hint=f"put it next to the task file or under {prompts_dir()}")
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import datasets
+import psutil
 import pytest
 
 from factory.tasks import load_task
@@ -168,8 +169,11 @@ def test_sigkill_at_random_moments_loses_nothing(run, tmp_path):
                 time.sleep(0.5)
             time.sleep(rng.uniform(0, 8))  # somewhere in the next batch
         if proc.poll() is None:
+            children = psutil.Process(proc.pid).children(recursive=True)
             proc.kill()
             kills += 1
+            _, alive = psutil.wait_procs(children, timeout=30)
+            assert not alive, f"engine processes outlived a SIGKILL: {alive}"
         proc.wait(timeout=60)
         if (folder / "manifest.json").is_file():
             seen_before_kill |= set(datasets.load_dataset(str(folder), split="train")["id"])
@@ -183,3 +187,24 @@ def test_sigkill_at_random_moments_loses_nothing(run, tmp_path):
     regenerated = sent - cached_answers(folder)
     assert kills >= 2 and 0 <= regenerated <= kills * 8
     assert sorted(ids) == sorted(datasets.load_dataset(str(out), split="train")["id"])
+
+
+def test_judge_on_the_real_model_stores_scores(task_dir, tmp_path):
+    """The embedded model judges its own rows; threshold 1 keeps every valid verdict."""
+    path = task_dir / "task.yaml"
+    path.write_text(path.read_text().replace("    threshold: 3.0", "    threshold: 1.0")
+                    .replace("support-tickets/judge.j2", "prompts/judge.j2"))
+    out = tmp_path / "judged"
+    proc = run_cli("distill", "--task", str(path), "-n", "6", "--batch-size", "8",
+                   "--judge", "teacher", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = datasets.load_dataset(str(out), split="train")
+    assert len(rows) == 6
+    for row in rows:
+        scores = row["judge"]["scores"]
+        assert set(scores) == {"realism", "label_fit", "reply_quality"}
+        assert all(1 <= v <= 5 for v in scores.values())
+        assert row["judge"]["mean"] == pytest.approx(sum(scores.values()) / 3, abs=1e-3)
+    judge = json.loads((out / "manifest.json").read_text())["judge"]
+    assert judge["judged"] >= 6 and judge["teacher"] == "embedded:SmolLM2-135M-Instruct"
+    assert judge["agreement"]["pairs"] >= 1

@@ -71,9 +71,19 @@ class ScriptedTeacher:
     def generate(self, requests: list[TeachRequest], on_answer=None):
         self.calls.append(len(requests))
         for r in requests:
+            if r.json_schema and "rationale" in r.json_schema["properties"]:
+                yield TeachResult(r.key, self.verdict(r), prompt_tokens=80, completion_tokens=20)
+                continue
             custom = self.text(r) if self.text else None
             text = custom or ("{broken" if self.bad(r) else json.dumps(self.answer(r)))
             yield TeachResult(r.key, text, prompt_tokens=100, completion_tokens=50)
+
+    def verdict(self, r: TeachRequest) -> str:
+        """A judge's answer: low scores for tickets about the parcel tracking page."""
+        content = r.messages[-1]["content"]
+        score = 1 if "tracking page" in content else 4
+        criteria = [k for k in r.json_schema["properties"] if k != "rationale"]
+        return json.dumps({**{c: score for c in criteria}, "rationale": f"scored {score}"})
 
     def close(self) -> None:
         pass
@@ -230,3 +240,23 @@ def test_selection_keeps_quota_of_a_larger_pool_and_measures_diversity(task, tmp
     assert div["rows"] == 24 and 1.0 < div["vendi"] <= 24 and 0 < div["distinct_2"] <= 1
     card = (tmp_path / "d" / "README.md").read_text()
     assert "## Diversity" in card and "k-center" in card and "refusal" in card
+
+
+def test_judge_scores_rows_drops_low_ones_and_reports_agreement(task, tmp_path: Path):
+    teacher = ScriptedTeacher()
+    result = distill(task, teacher, RunOptions(out=tmp_path / "d", num_records=12),
+                     judge_teacher=teacher)
+    assert result.complete
+    rows = datasets.load_dataset(str(tmp_path / "d"), split="train")
+    assert all(r["judge"]["mean"] == 4.0 and r["judge"]["rationale"] for r in rows)
+    assert set(rows[0]["judge"]["scores"]) == set(task.config.filters.judge.criteria)
+    assert not any("tracking page" in b for b in rows["body"])
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["dropped"]["judge"] >= 1
+    judge = manifest["judge"]
+    assert judge["judged"] >= 12 and judge["agreement"]["pairs"] == 16
+    assert judge["agreement"]["exact"] == 1.0 and judge["warning"] is None
+    assert "## Judge" in (tmp_path / "d" / "README.md").read_text()
+    again = ScriptedTeacher()
+    distill(task, again, RunOptions(out=tmp_path / "d", num_records=12), judge_teacher=again)
+    assert again.calls == []  # generation and judge answers both come from the cache

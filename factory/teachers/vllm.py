@@ -11,6 +11,8 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from functools import partial
 from typing import Any, Callable, Iterator
@@ -140,7 +142,9 @@ class VLLMTeacher:
         if o.max_num_seqs:
             kwargs["max_num_seqs"] = o.max_num_seqs
         log.info("starting vLLM engine for %s (%s)", self.name, "cpu" if cpu else "gpu")
-        return vllm.LLM(**kwargs)
+        llm = vllm.LLM(**kwargs)
+        guard_children()
+        return llm
 
     def close(self) -> None:
         """Stop the engine and its worker processes now, not at interpreter exit."""
@@ -196,6 +200,42 @@ class VLLMTeacher:
                 completion_tokens=len(completion.token_ids),
                 finish_reason=str(completion.finish_reason or "stop"),
             )
+
+
+_WATCHDOG = """
+import os, sys, time, psutil
+parent = int(sys.argv[1])
+kids = [(int(p), float(t)) for p, t in (a.split(":") for a in sys.argv[2:])]
+def alive(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+while alive(parent):
+    time.sleep(1)
+for pid, started in kids:
+    try:
+        p = psutil.Process(pid)
+        if abs(p.create_time() - started) < 1e-3:
+            p.kill()
+    except psutil.NoSuchProcess:
+        pass
+"""
+
+
+def guard_children() -> None:
+    """vLLM's engine and worker processes outlive a parent killed with SIGKILL, and keep their
+    memory. A small watchdog process kills them once this process is gone."""
+    import psutil
+
+    kids = psutil.Process().children(recursive=True)
+    if not kids:
+        return
+    args = [f"{p.pid}:{p.create_time()}" for p in kids]
+    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), *args],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    log.debug("watchdog guards engine processes %s", [p.pid for p in kids])
 
 
 def _ticker_base() -> type:
