@@ -27,6 +27,11 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def _top_drops(stats: RunStats, n: int = 3) -> str:
+    top = stats.dropped.most_common(n)
+    return ("\n  dropped: " + ", ".join(f"{reason} {count}" for reason, count in top)) if top else ""
+
+
 class LiveProgress(Progress):
     """Accepted rows, tokens/s, acceptance rate and ETA, redrawn in place."""
 
@@ -53,6 +58,7 @@ class LiveProgress(Progress):
             f"  · acceptance {s.acceptance_rate:.0%}",
             f"  · ETA {_duration(s.eta_seconds())}",
             (self._batch, "grey50"),
+            (_top_drops(s), "grey50"),
         )
 
     def _refresh(self) -> None:

@@ -121,9 +121,11 @@ class OutputFolder:
         _write_text(self.path / "README.md", f"---\n{header}\n---\n{card(manifest)}")
         _write_text(self.manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         for name in files.values():
-            for stale in (self.path / name).parent.glob("*.parquet"):
+            folder = (self.path / name).parent
+            leftovers = [*folder.glob("*.parquet"), *folder.glob(".*.tmp")]
+            for stale in leftovers:  # earlier versions, and temporaries of a killed run
                 if stale.name != Path(name).name:
-                    stale.unlink()
+                    stale.unlink(missing_ok=True)
 
     def _put_rows(self, pattern: str, rows: list[dict[str, Any]],
                   schema: pa.Schema | None = None) -> str:

@@ -260,3 +260,19 @@ def test_judge_scores_rows_drops_low_ones_and_reports_agreement(task, tmp_path: 
     again = ScriptedTeacher()
     distill(task, again, RunOptions(out=tmp_path / "d", num_records=12), judge_teacher=again)
     assert again.calls == []  # generation and judge answers both come from the cache
+
+
+def test_a_changed_template_regenerates_only_what_it_affects(task, task_dir, tmp_path: Path):
+    out = tmp_path / "d"
+    first = ScriptedTeacher()
+    distill(task, first, RunOptions(out=out, num_records=12, seed=2))
+    user = task_dir / "prompts" / "user.j2"
+    user.write_text(user.read_text() + "{% if labels.category == 'billing' %}\n"
+                    "Mention the invoice number.{% endif %}\n")
+    changed = load_task(str(task_dir / "task.yaml"))
+    again = ScriptedTeacher()
+    result = distill(changed, again, RunOptions(out=out, num_records=12, seed=2))
+    assert result.complete and sum(again.calls) > 0
+    billing = result.slices["billing"].next_index
+    assert sum(again.calls) == billing  # only the billing prompts changed
+    assert result.stats.cache_hits == result.stats.requests - billing
