@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from factory.errors import FactoryError
 from factory.tasks import Task
-from filters.base import KEEP, Decision, Filter
+from filters.base import Decision, Filter
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,12 @@ class RecordFilters:
         return found + (["dedup"] if self.dedup is not None else [])
 
     def check(self, fields: dict[str, Any], row_id: str) -> Decision:
-        for heuristic in self.heuristics:
-            decision = heuristic(fields)
-            if not decision.keep:
-                return decision
-        if self.dedup is not None:
+        from filters.heuristics import run_chain
+
+        decision = run_chain(self.heuristics, fields)
+        if decision.keep and self.dedup is not None:
             return self.dedup.check_record(fields, row_id)
-        return KEEP
+        return decision
 
 
 def build_filters(task: Task, decontaminate: Path | None = None,

@@ -21,7 +21,10 @@ _QUIET = ["vllm", "transformers", "datasets", "httpx", "urllib3", "filelock", "t
 def quiet_third_parties() -> None:
     os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # Library progress bars (dataset loading, weight loading) would interleave with ours.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
 

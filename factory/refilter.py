@@ -17,7 +17,7 @@ from typing import Any
 from factory.datafiles import read_table
 from factory.errors import FactoryError
 from factory.filtering import eval_texts
-from filters.base import KEEP, Decision
+from filters.base import Decision
 
 # Names accepted by --only, in the order they run.
 FILTER_NAMES = ["length", "refusal", "repetition", "template_leftover", "language", "pii",
@@ -61,7 +61,7 @@ def refilter(options: FilterOptions) -> dict[str, Any]:
     rows = [dict(r) for r in table]
     ids = [str(r["id"]) if r.get("id") not in (None, "") else f"row-{i}"
            for i, r in enumerate(rows)]
-    decisions = run_chain(options, rows, ids)
+    decisions = decide_rows(options, rows, ids)
     kept = [{"id": i, **r} for i, r, d in zip(ids, rows, decisions) if d.keep]
     dropped = [{"id": i, "reason": d.reason, "detail": d.detail, **r}
                for i, r, d in zip(ids, rows, decisions) if not d.keep]
@@ -73,10 +73,10 @@ def refilter(options: FilterOptions) -> dict[str, Any]:
     return manifest
 
 
-def run_chain(options: FilterOptions, rows: list[dict[str, Any]],
+def decide_rows(options: FilterOptions, rows: list[dict[str, Any]],
               ids: list[str]) -> list[Decision]:
     from filters.dedup import Deduplicator
-    from filters.heuristics import build_heuristics
+    from filters.heuristics import build_heuristics, run_chain
 
     text = options.text_field
     disable = [n for n in FILTER_NAMES[:6] if n not in options.only and n != "length"]
@@ -89,7 +89,7 @@ def run_chain(options: FilterOptions, rows: list[dict[str, Any]],
         if options.decontaminate:
             texts = eval_texts(options.decontaminate, options.decontaminate_field)
             dedup.add_decontamination(texts, [f"eval-{i}" for i in range(len(texts))])
-    decisions = [_heuristics(heuristics, r) for r in rows]
+    decisions = [run_chain(heuristics, r) for r in rows]
     if dedup is None:
         return decisions
     todo = [i for i, d in enumerate(decisions) if d.keep]
@@ -98,14 +98,6 @@ def run_chain(options: FilterOptions, rows: list[dict[str, Any]],
     for i, decision in zip(todo, found):
         decisions[i] = decision
     return decisions
-
-
-def _heuristics(chain: list[Any], row: dict[str, Any]) -> Decision:
-    for check in chain:
-        decision = check(row)
-        if not decision.keep:
-            return decision
-    return KEEP
 
 
 def _manifest(options: FilterOptions, rows: list[dict[str, Any]], kept: list[dict[str, Any]],
