@@ -142,9 +142,8 @@ class VLLMTeacher:
         if o.max_num_seqs:
             kwargs["max_num_seqs"] = o.max_num_seqs
         log.info("starting vLLM engine for %s (%s)", self.name, "cpu" if cpu else "gpu")
-        llm = vllm.LLM(**kwargs)
         guard_children()
-        return llm
+        return vllm.LLM(**kwargs)
 
     def close(self) -> None:
         """Stop the engine and its worker processes now, not at interpreter exit."""
@@ -204,38 +203,43 @@ class VLLMTeacher:
 
 _WATCHDOG = """
 import os, sys, time, psutil
-parent = int(sys.argv[1])
-kids = [(int(p), float(t)) for p, t in (a.split(":") for a in sys.argv[2:])]
+parent, me, known = int(sys.argv[1]), os.getpid(), {}
 def alive(pid):
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
 while alive(parent):
-    time.sleep(1)
-for pid, started in kids:
     try:
-        p = psutil.Process(pid)
-        if abs(p.create_time() - started) < 1e-3:
-            p.kill()
-    except psutil.NoSuchProcess:
+        for child in psutil.Process(parent).children(recursive=True):
+            if child.pid != me:
+                known[child.pid] = child.create_time()
+    except psutil.Error:
+        pass
+    time.sleep(0.5)
+for pid, started in known.items():
+    try:
+        child = psutil.Process(pid)
+        if abs(child.create_time() - started) < 1e-3:
+            child.kill()
+    except psutil.Error:
         pass
 """
+_watchdog_started = False
 
 
 def guard_children() -> None:
     """vLLM's engine and worker processes outlive a parent killed with SIGKILL, and keep their
-    memory. A small watchdog process kills them once this process is gone."""
-    import psutil
-
-    kids = psutil.Process().children(recursive=True)
-    if not kids:
+    memory. A small watchdog process notes this process's descendants while it lives and kills
+    them once it is gone. Started before the engine, so a kill during start-up is covered too."""
+    global _watchdog_started
+    if _watchdog_started:
         return
-    args = [f"{p.pid}:{p.create_time()}" for p in kids]
-    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), *args],
+    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid())],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-    log.debug("watchdog guards engine processes %s", [p.pid for p in kids])
+    _watchdog_started = True
+    log.debug("watchdog started for the engine processes of %d", os.getpid())
 
 
 def _ticker_base() -> type:
