@@ -1,4 +1,4 @@
-"""What the CLI shows: live progress, the summary table, and one-line errors. Only the CLI uses it."""
+"""What the CLI shows: live progress, the summary table, one-line errors (used by the CLI only)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ def _duration(seconds: float | None) -> str:
 
 def _top_drops(stats: RunStats, n: int = 3) -> str:
     top = stats.dropped.most_common(n)
-    return ("\n  dropped: " + ", ".join(f"{reason} {count}" for reason, count in top)) if top else ""
+    if not top:
+        return ""
+    return "\n  dropped: " + ", ".join(f"{reason} {count}" for reason, count in top)
 
 
 class LiveProgress(Progress):

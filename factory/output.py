@@ -3,7 +3,7 @@
     DIR/README.md               dataset card; its YAML declares the configs and splits
     DIR/data/train-*.parquet    accepted rows: id, the task's fields, messages, provenance
     DIR/rejected/*.parquet      every dropped answer with its reason (config `rejected`)
-    DIR/manifest.json           counts, drop reasons, tokens, teacher, fingerprint, versions, timings
+    DIR/manifest.json           counts, drop reasons, tokens, teacher, fingerprint, versions
     DIR/factory.log             the run's log
     DIR/.factory/cache.sqlite   every teacher answer under its request key (resume reads it)
 

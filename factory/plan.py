@@ -126,7 +126,8 @@ class Planner:
         if pool and need > 0:
             order = self._permutation(("other", slice_value), len(pool))
             start = index * need
-            picked += [pool[int(order[(start + t) % len(pool)])] for t in range(min(need, len(pool)))]
+            take = range(min(need, len(pool)))
+            picked += [pool[int(order[(start + t) % len(pool)])] for t in take]
         return tuple(picked)
 
     def _permutation(self, key: tuple[str, ...], n: int) -> np.ndarray:

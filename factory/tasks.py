@@ -180,7 +180,7 @@ class TaskConfig(Strict):
                 if name not in self.fields:
                     raise ValueError(f"{where}: {name!r} is not a field")
         if len(self.generated_fields) == 0:
-            raise ValueError("fields: every field is a label; the teacher would have nothing to write")
+            raise ValueError("fields: every field is a label; the teacher has nothing to write")
         return self
 
     @property
