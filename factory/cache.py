@@ -84,12 +84,16 @@ class ResponseCache:
 
 def ask(teacher: Teacher, requests: list[TeachRequest], cache: ResponseCache,
         on_answer: Callable[[int, int], None] | None = None,
-        seconds: dict[str, float] | None = None) -> dict[str, TeachResult]:
+        seconds: dict[str, float] | None = None,
+        allow: Callable[[list[TeachRequest]], int] | None = None) -> dict[str, TeachResult]:
     """Answers to `requests` by key: from the cache where it has them, the rest from the teacher
     in one batch, persisted before they are returned. `seconds` collects the time spent
-    starting the teacher (`start`) and generating (`generate`)."""
+    starting the teacher (`start`) and generating (`generate`). `allow(missing)` says how many
+    of the missing requests may be sent (a spending cap); the others get no answer."""
     found = cache.get_many(r.key for r in requests)
     missing = [r for r in requests if r.key not in found]
+    if allow is not None:
+        missing = missing[:allow(missing)]
     if missing:
         log.info("teacher: sending %d requests (%d of %d cached)", len(missing), len(found),
                  len(requests))

@@ -17,6 +17,8 @@ from typer.exceptions import TyperException
 
 from rich.table import Table
 
+from factory.budget import Budget, price_for
+from factory.teachers import load_teacher_config
 from factory.console import LiveProgress, console, error_line, summary_table
 from factory.errors import FactoryError
 from factory.logs import quiet_third_parties, run_log
@@ -33,6 +35,11 @@ app = typer.Typer(
     help="Build clean, documented fine-tuning datasets from a teacher model.",
 )
 
+BaseURLOption = Annotated[Optional[str], typer.Option(
+    "--base-url", help="openai: teachers: the API's base URL (default: the teacher config's "
+                       "api.base_url, else OPENAI_BASE_URL, else OpenAI's).")]
+ConcurrencyOption = Annotated[Optional[int], typer.Option(
+    min=1, help="openai: teachers: requests in flight at once (default: the teacher config's).")]
 TaskOption = Annotated[str, typer.Option("--task", "-t", help="Built-in task name or YAML path.")]
 SeedsOption = Annotated[Optional[Path], typer.Option(
     "--seeds", help="Seed examples file (JSONL or CSV) instead of the task's own.")]
@@ -70,25 +77,44 @@ def distill(
     judge: Annotated[Optional[str], typer.Option(
         help="Score rows with an LLM judge: 'teacher' (the same model), another teacher spec, "
              "or 'off'. Default: the task's filters.judge.enabled.")] = None,
+    base_url: BaseURLOption = None,
+    concurrency: ConcurrencyOption = None,
+    max_usd: Annotated[Optional[float], typer.Option(
+        min=0, help="Stop cleanly before this invocation spends more (USD).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(
+        min=1, help="Stop cleanly before this invocation uses more tokens (prompt + output).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the estimate (requests, tokens, cost) and stop.")] = False,
 ) -> None:
     """Generate, validate and write a dataset for TASK."""
     from factory.pipeline import RunOptions
     from factory.pipeline import distill as run_distill
-    from factory.teachers import load_teacher_config, make_teacher
+    from factory.teachers import make_teacher
 
     quiet_third_parties()
     loaded = load_task(task, seeds_path=str(seeds) if seeds else None)
     judge_spec = _judge_spec(loaded, judge)
     _trial_render(loaded)
-    load_teacher_config(teacher_config)
+    config = load_teacher_config(teacher_config)
+    budget = Budget(max_usd, max_tokens, price_for(_spec_identity(teacher), config.price))
+    budget.check(teacher)
     quotas = fill_gap_quotas(loaded, fill_gaps, label_field, num_records) if fill_gaps else None
     target = out or Path("runs") / loaded.name
-    folder = prepare_output(target, loaded, fresh)
     wanted = sum(quotas.values()) if quotas else num_records or loaded.config.num_records
+    if dry_run:
+        _print_estimate(loaded, teacher, quotas or _quotas(loaded, wanted, seed), seed,
+                        budget.price, target)
+        return
+    if teacher.startswith("openai:"):
+        from factory.teachers.api import api_key
+
+        api_key()  # a missing key stops the run before anything is written
+    folder = prepare_output(target, loaded, fresh)
     options = RunOptions(out=target, num_records=wanted, seed=seed, batch_size=batch_size,
                          command=_command_line(), checkpoint_seconds=checkpoint_every,
                          quotas=quotas, decontaminate=decontaminate,
-                         decontaminate_field=decontaminate_field)
+                         decontaminate_field=decontaminate_field, budget=budget)
     progress = LiveProgress()
     console.print(f"[bold]factory distill[/] · task [bold]{loaded.name}[/] · "
                   f"{options.num_records} records → {target}")
@@ -101,12 +127,14 @@ def distill(
         teach = judge_teacher = None
         try:
             progress.stage(f"Loading teacher {teacher}")
-            teach = make_teacher(teacher, teacher_config, say=progress.note)
+            teach = make_teacher(teacher, teacher_config, say=progress.note,
+                                 base_url=base_url, concurrency=concurrency)
             judge_teacher = None
             if judge_spec == "teacher" or judge_spec == teacher:
                 judge_teacher = teach
             elif judge_spec:
-                judge_teacher = make_teacher(judge_spec, teacher_config, say=progress.note)
+                judge_teacher = make_teacher(judge_spec, teacher_config, say=progress.note,
+                                             base_url=base_url, concurrency=concurrency)
             result = run_distill(loaded, teach, options, progress, runs=state["runs"],
                                  judge_teacher=judge_teacher)
         except Exception:
@@ -119,6 +147,64 @@ def distill(
             if judge_teacher is not None and judge_teacher is not teach:
                 judge_teacher.close()
     _report(folder, result, options)
+
+
+@app.command()
+def estimate(
+    task: TaskOption,
+    num_records: Annotated[Optional[int], typer.Option(
+        "--num-records", "-n", min=1, help="Accepted rows wanted (default: the task's).")] = None,
+    teacher: Annotated[str, typer.Option(
+        help="embedded | vllm:MODEL_OR_PATH | openai:MODEL")] = "embedded",
+    teacher_config: Annotated[Optional[Path], typer.Option(
+        help="Teacher config YAML (its price overrides configs/prices.yaml).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="An earlier run's folder: use its acceptance rate and token counts.")] = None,
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    seeds: SeedsOption = None,
+) -> None:
+    """Print the requests, tokens and cost a distill run would need. Spends nothing."""
+    loaded = load_task(task, seeds_path=str(seeds) if seeds else None)
+    config = load_teacher_config(teacher_config)
+    price = price_for(_spec_identity(teacher), config.price)
+    wanted = num_records or loaded.config.num_records
+    _print_estimate(loaded, teacher, _quotas(loaded, wanted, seed), seed, price,
+                    out or Path("runs") / loaded.name)
+
+
+def _spec_identity(spec: str) -> dict[str, str]:
+    kind, _, model = spec.partition(":")
+    return {"kind": kind, "model": model}
+
+
+def _quotas(task: Task, num_records: int, seed: int) -> dict[str, int]:
+    from factory.plan import Planner
+
+    return Planner(task, seed).quotas(num_records)
+
+
+def _print_estimate(task: Task, teacher: str, quotas: dict[str, int], seed: int, price,
+                    out: Path) -> None:
+    from factory.estimate import estimate as run_estimate
+
+    est = run_estimate(task, quotas, seed, price, out)
+    table = Table(title=f"Estimate · {task.name} · {sum(quotas.values())} records · {teacher}",
+                  show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("requests", f"{est.requests:,}" + (
+        f" (after the {est.already_done:,} already made in {out})" if est.already_done else ""))
+    table.add_row("acceptance", f"{est.acceptance:.0%} — {est.acceptance_source}")
+    table.add_row("prompt tokens", f"{est.prompt_tokens:,}")
+    table.add_row("output tokens", f"{est.completion_tokens:,} expected, "
+                                   f"{est.completion_tokens_max:,} at most")
+    if est.usd is not None:
+        table.add_row("cost", f"${est.usd:,.4f} expected, ${est.usd_max:,.4f} at most")
+    else:
+        table.add_row("cost", "unknown: no price for this model (add `price:` to a "
+                              "--teacher-config)")
+    console.print(table)
+    console.print("Nothing was sent to the teacher.")
 
 
 def prepare_output(target: Path, task: Task, fresh: bool) -> OutputFolder:
@@ -208,11 +294,25 @@ def _report(folder: OutputFolder, result, options) -> None:
     console.print(summary_table(manifest))
     console.print(f"Dataset: [bold]{folder.path}[/]  ·  load it with "
                   f"datasets.load_dataset({str(folder.path)!r})")
+    if (result.stopped or result.interrupted) and not manifest.get("accepted"):
+        console.print("No row is final yet: rows are written once their selection block fills.")
+    if result.stopped == "budget":
+        spend = manifest.get("spend") or {}
+        spent = f"${spend['usd']:.4f}" if spend.get("usd") is not None else "—"
+        console.print(f"[yellow]Stopped at the spending cap[/] ({spent}, {spend.get('tokens', 0):,}"
+                      " tokens this run). Everything accepted is written and every answer is "
+                      "cached. Continue with the same command and a higher --max-usd / "
+                      f"--max-tokens: [bold]{options.command}[/]")
+        raise typer.Exit(4)
     if result.interrupted:
+        if result.pending:
+            console.print(f"{result.pending} candidates wait for their selection block to fill; "
+                          "they are cached and a resumed run uses them.")
         console.print(f"[yellow]Interrupted.[/] Resume with: [bold]{options.command}[/]")
         raise typer.Exit(130)
     if not result.complete:
-        short = {s.value: f"{s.accepted}/{s.quota}" for s in result.slices.values() if s.deficit}
+        short = {s.value: f"{len(s.rows)}/{s.quota}" for s in result.slices.values()
+                 if len(s.rows) < s.quota}
         console.print(f"[yellow]Incomplete:[/] slices short of quota: {short}. "
                       "See the dropped reasons above and in the manifest.")
         raise typer.Exit(3)

@@ -59,6 +59,7 @@ class LiveProgress(Progress):
             f"  · {s.tokens_per_second:,.0f} tok/s",
             f"  · acceptance {s.acceptance_rate:.0%}",
             f"  · ETA {_duration(s.eta_seconds())}",
+            (f"  · ${s.spent_usd:,.4f}" if s.spent_usd else ""),
             (self._batch, "grey50"),
             (_top_drops(s), "grey50"),
         )
@@ -118,5 +119,11 @@ def summary_table(manifest: dict) -> Table:
     tokens = manifest["tokens"]
     table.add_row("tokens", f"{tokens['prompt']:,} prompt · {tokens['completion']:,} completion")
     table.add_row("teacher", f"{manifest['teacher']['kind']}:{manifest['teacher']['model']}")
+    spend = manifest.get("spend") or {}
+    if spend.get("usd"):
+        table.add_row("spent", f"${spend['usd']:,.4f} this run · ${spend['total_usd']:,.4f} in all")
+    retries = (manifest.get("teacher_stats") or {}).get("retries")
+    if retries:
+        table.add_row("retries", ", ".join(f"{k} {v}" for k, v in retries.items()))
     table.add_row("time", " · ".join(f"{k} {_duration(v)}" for k, v in manifest["timings"].items()))
     return table

@@ -86,12 +86,13 @@ def eval_texts(path: Path, field: str) -> list[str]:
     return [str(t) for t in table[field] if t is not None]
 
 
-def pool_size(task: Task, quota: int) -> int:
-    """Candidates a slice collects before selection keeps `quota` of them."""
+def selection_blocks(task: Task, quota: int) -> list[tuple[int, int]]:
+    """(rows, pool) of each selection block of a slice: `quota` rows cut into blocks of
+    `select.block`, each collecting ceil(pool x rows) candidates before it is selected."""
     select = task.config.filters.select
-    if select.method == "first" or quota == 0:
-        return quota
-    return math.ceil(quota * select.pool)
+    factor = 1.0 if select.method == "first" else select.pool
+    sizes = [min(select.block, quota - start) for start in range(0, quota, select.block)]
+    return [(rows, math.ceil(rows * factor)) for rows in sizes]
 
 
 class Selector:
@@ -125,14 +126,18 @@ class Selector:
             self._cache.update({i: v for (i, _), v in zip(missing, vectors)})
         return np.stack([self._cache[i] for i in ids]) if ids else np.zeros((0, 1), "float32")
 
-    def select(self, pool: Sequence[tuple[str, dict[str, Any]]], quota: int) -> list[int]:
-        """Indices of `pool` (row id, fields) to keep, in pool order."""
+    def select(self, pool: Sequence[tuple[str, dict[str, Any]]], quota: int,
+               chosen: Sequence[tuple[str, dict[str, Any]]] = ()) -> list[int]:
+        """Indices of `pool` (row id, fields) to keep, in pool order: the `quota` rows farthest
+        from each other and from the rows `chosen` before (earlier blocks of the slice)."""
         if len(pool) <= quota or self.method == "first":
             return list(range(min(quota, len(pool))))
         from filters.diversity import k_center
 
-        vectors = self.embed([i for i, _ in pool], [self.text(f) for _, f in pool])
-        return sorted(k_center(vectors, quota))
+        rows = [*chosen, *pool]
+        vectors = self.embed([i for i, _ in rows], [self.text(f) for _, f in rows])
+        picks = k_center(vectors, quota, preselected=range(len(chosen)))
+        return sorted(i - len(chosen) for i in picks)
 
 
 class LLMJudge:

@@ -222,6 +222,9 @@ def build_manifest(run: RunRecord, rows: list[dict[str, Any]]) -> dict[str, Any]
         "generated": stats.requests,
         "dropped": dict(dropped.most_common()),
         "surplus": stats.surplus,
+        # Candidates in selection blocks that were not full when the run stopped: cached, not
+        # yet written; a resumed run selects them.
+        "pending_selection": result.pending,
         "acceptance_rate": round(stats.acceptance_rate, 4),
         "slices": {
             s.value: {"quota": s.quota, "rows": selected[s.value], "pool": s.pool,
@@ -233,6 +236,9 @@ def build_manifest(run: RunRecord, rows: list[dict[str, Any]]) -> dict[str, Any]
         "judge": run.judge,
         "diversity": run.diversity,
         "cache": {"hits": stats.cache_hits, "new_requests": stats.requests - stats.cache_hits},
+        "stopped": result.stopped,
+        "spend": spend_summary(run),
+        "teacher_stats": result.teacher_stats,
         "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens,
                    "new_completion": stats.new_completion_tokens},
         "teacher": run.teacher.identity(),
@@ -247,6 +253,20 @@ def build_manifest(run: RunRecord, rows: list[dict[str, Any]]) -> dict[str, Any]
         "tokens_per_second": round(stats.tokens_per_second, 1),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "rows_sha256": sha256_json([r["id"] for r in rows]),
+    }
+
+
+def spend_summary(run: RunRecord) -> dict[str, Any]:
+    """What this invocation spent on new answers, its caps, and the total over resumes."""
+    stats, budget = run.result.stats, run.options.budget
+    usd = None if stats.spent_usd is None else round(stats.spent_usd, 6)
+    return {
+        "usd": usd,
+        "tokens": stats.new_prompt_tokens + stats.new_completion_tokens,
+        "total_usd": None if usd is None else round(run.result.earlier_usd + usd, 6),
+        "price_per_million": budget.price.model_dump() if budget.price else None,
+        "max_usd": budget.max_usd,
+        "max_tokens": budget.max_tokens,
     }
 
 

@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from factory.budget import Budget
 from factory.cache import ResponseCache, ask, request_key
-from factory.filtering import LLMJudge, RecordFilters, Selector, build_filters, pool_size
+from factory.filtering import LLMJudge, RecordFilters, Selector, build_filters, selection_blocks
 from factory.output import OutputFolder, RunRecord
 from factory.plan import Planner, Request
 from factory.progress import Progress, RunStats
 from factory.render import Renderer
 from factory.tasks import Task, sha256_json
-from factory.teachers.base import Sampling, Teacher, TeachRequest, TeachResult
+from factory.teachers.base import Sampling, Teacher, TeachRequest, TeachResult, estimate_tokens
 from filters.base import Decision
 from filters.schema import SchemaCheck
 
@@ -50,33 +51,44 @@ class RunOptions:
     quotas: dict[str, int] | None = None
     decontaminate: Path | None = None
     decontaminate_field: str | None = None
+    # Hard caps on what this invocation spends (--max-usd, --max-tokens) and the teacher's price.
+    budget: Budget = field(default_factory=Budget)
 
 
 @dataclass
 class Slice:
-    """Quota bookkeeping of one label value: it collects `pool` candidates that pass every
-    filter, and selection keeps `quota` of them."""
+    """Quota bookkeeping of one label value. Its `quota` rows are cut into selection blocks of
+    (rows, pool): candidates that pass every filter fill the open block, and once it holds its
+    pool, selection keeps `rows` of them for good. Rows of a selected block are final."""
 
     value: str
     quota: int
-    pool: int
+    blocks: list[tuple[int, int]]
     max_requests: int
     next_index: int = 0
     accepted: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     warned: bool = False
+    rows: list[Candidate] = field(default_factory=list)
+    open: list[Candidate] = field(default_factory=list)
+    passed_over: list[Candidate] = field(default_factory=list)
+    closed: int = 0
+
+    @property
+    def pool(self) -> int:
+        return sum(pool for _, pool in self.blocks)
 
     @property
     def deficit(self) -> int:
         return max(self.pool - self.accepted, 0)
 
     @property
-    def rows(self) -> int:
-        return min(self.accepted, self.quota)
-
-    @property
     def exhausted(self) -> bool:
         return self.next_index >= self.max_requests
+
+    @property
+    def block_full(self) -> bool:
+        return self.closed < len(self.blocks) and len(self.open) >= self.blocks[self.closed][1]
 
 
 @dataclass
@@ -111,10 +123,19 @@ class RunResult:
     rejected: list[Candidate] = field(default_factory=list)
     timings: Timings = field(default_factory=lambda: Timings())
     interrupted: bool = False
+    # Why the run stopped early on its own: "budget" when a spending cap was reached.
+    stopped: str | None = None
+    teacher_stats: dict[str, Any] | None = None
+    earlier_usd: float = 0.0  # spent by the invocations this one resumes
 
     @property
     def complete(self) -> bool:
-        return all(s.accepted >= s.quota for s in self.slices.values())
+        return all(len(s.rows) >= s.quota for s in self.slices.values())
+
+    @property
+    def pending(self) -> int:
+        """Candidates waiting in selection blocks that are not full yet (cached, not written)."""
+        return sum(len(s.open) for s in self.slices.values())
 
 
 def distill(task: Task, teacher: Teacher, options: RunOptions,
@@ -129,8 +150,11 @@ def distill(task: Task, teacher: Teacher, options: RunOptions,
     renderer = Renderer(task)
     slices = plan_slices(task, options.quotas or planner.quotas(options.num_records))
     stats = RunStats(target=sum(s.pool for s in slices.values()), rows=options.num_records)
+    stats.spent_usd = 0.0 if options.budget.price is not None else None
     run = RunResult(options.out, stats, slices, runs)
     out, timings, last_write = OutputFolder(options.out), run.timings, time.monotonic()
+    if runs > 1:
+        run.earlier_usd = ((out.read_manifest() or {}).get("spend") or {}).get("total_usd") or 0.0
     with timings("filter"):
         chain = build_filters(task, options.decontaminate, options.decontaminate_field)
     llm_judge = LLMJudge(task, judge_teacher, renderer, options.seed) if judge_teacher else None
@@ -141,23 +165,33 @@ def distill(task: Task, teacher: Teacher, options: RunOptions,
                 with timings("render"):
                     candidates = render(task, teacher, renderer, batch)
                 with timings("teach"):
-                    teach(teacher, candidates, cache, run.stats, progress)
+                    candidates = teach(teacher, candidates, cache, run.stats, progress,
+                                       options.budget)
                 with timings("filter"):
                     passed = filter_batch(task, chain, candidates, run)
                 with timings("judge"):
-                    judge(llm_judge, passed, cache, run)
-                admit(passed, run)
+                    judge(llm_judge, passed, cache, run, options.budget)
+                with timings("select"):
+                        admit(passed, run, selector)
                 progress.update(run.stats)
                 warn_exhausted(slices, progress)
+                if options.budget.hit and not run.complete:
+                    run.stopped = "budget"
+                    progress.warn("Spending cap reached: writing what was accepted so far")
+                    break
                 if time.monotonic() - last_write >= options.checkpoint_seconds:
-                    write(out, task, teacher, options, run, select(run, selector),
+                    write(out, task, teacher, options, run, selection(run),
                           llm_judge=llm_judge)
                     last_write = time.monotonic()
         except KeyboardInterrupt:
             run.interrupted = True
             progress.warn("Interrupted: writing what was accepted so far")
-    progress.stage("Selecting the most diverse rows and measuring diversity")
-    write(out, task, teacher, options, run, select(run, selector), final=True,
+    run.teacher_stats = teacher.stats() if hasattr(teacher, "stats") else None
+    if not run.interrupted and not run.stopped:
+        with timings("select"):
+            close_exhausted(run, selector)
+    progress.stage("Measuring diversity and writing the dataset")
+    write(out, task, teacher, options, run, selection(run), final=True,
           selector=selector, llm_judge=llm_judge)
     progress.close()
     return run
@@ -185,8 +219,10 @@ def plan_slices(task: Task, quotas: dict[str, int]) -> dict[str, Slice]:
     slices = {}
     for value, quota in quotas.items():
         if quota > 0:
-            pool = pool_size(task, quota)
-            slices[value] = Slice(value, quota, pool, max(_MIN_ATTEMPTS, math.ceil(pool * factor)))
+            blocks = selection_blocks(task, quota)
+            pool = sum(p for _, p in blocks)
+            slices[value] = Slice(value, quota, blocks,
+                                  max(_MIN_ATTEMPTS, math.ceil(pool * factor)))
     return slices
 
 
@@ -235,18 +271,31 @@ def render(task: Task, teacher: Teacher, renderer: Renderer,
 
 
 def teach(teacher: Teacher, candidates: list[Candidate], cache: ResponseCache,
-          stats: RunStats, progress: Progress | None = None) -> None:
-    """Answer every candidate: from the cache where possible, else in one teacher batch."""
+          stats: RunStats, progress: Progress | None = None,
+          budget: Budget | None = None) -> list[Candidate]:
+    """Answer every candidate: from the cache where possible, else in one teacher batch. Under
+    a spending cap, only the requests whose worst case fits are sent; the answered candidates
+    are returned."""
     seconds: dict[str, float] = {}
+    allow = None
+    if budget is not None and budget.capped:
+        allow = lambda missing: budget.allow(  # noqa: E731
+            (estimate_tokens(r.messages), r.sampling.max_tokens) for r in missing)
     results = ask(teacher, [c.teach for c in candidates], cache,
-                  progress.answers if progress else None, seconds)
+                  progress.answers if progress else None, seconds, allow)
     stats.start_seconds += seconds.get("start", 0.0)
     stats.teach_seconds += seconds.get("generate", 0.0)
-    for c in candidates:
+    answered = [c for c in candidates if c.teach.key in results]
+    for c in answered:
         c.result = results[c.teach.key]
         stats.count_tokens(c.result)
-    stats.requests += len(candidates)
-    stats.cache_hits += sum(c.result.cached for c in candidates if c.result)
+        if budget is not None and not c.result.cached:
+            budget.spend(c.result.prompt_tokens, c.result.completion_tokens)
+    if budget is not None:
+        stats.spent_usd = budget.spent_usd if budget.price is not None else None
+    stats.requests += len(answered)
+    stats.cache_hits += sum(c.result.cached for c in answered if c.result)
+    return answered
 
 
 # -- filter --------------------------------------------------------------------------------
@@ -272,22 +321,31 @@ def filter_batch(task: Task, chain: RecordFilters, candidates: list[Candidate],
 
 
 def judge(llm_judge: LLMJudge | None, passed: list[Candidate], cache: ResponseCache,
-          run: RunResult) -> None:
-    """The expensive filter, on what the cheap ones kept: one judge batch per generated batch."""
+          run: RunResult, budget: Budget | None = None) -> None:
+    """The expensive filter, on what the cheap ones kept: one judge batch per generated batch.
+    Its new tokens count toward the spending caps (checked before the next batch)."""
     if llm_judge is None or not passed:
         return
+    before = run.stats.new_prompt_tokens, run.stats.new_completion_tokens
     verdicts = llm_judge.judge([(row_id(c.fields), c.fields) for c in passed], cache, run.stats)
+    if budget is not None:
+        budget.spend(run.stats.new_prompt_tokens - before[0],
+                     run.stats.new_completion_tokens - before[1])
     for c, (verdict, decision) in zip(passed, verdicts):
         c.verdict, c.decision = verdict, decision
 
 
-def admit(passed: list[Candidate], run: RunResult) -> None:
-    """Candidates still kept join their slice's pool."""
+def admit(passed: list[Candidate], run: RunResult, selector: Selector) -> None:
+    """Candidates still kept join their slice's open block; a block that is full is selected."""
     for c in passed:
         if c.decision is not None and c.decision.keep:
-            run.slices[c.request.slice].accepted += 1
+            s = run.slices[c.request.slice]
+            s.accepted += 1
             run.stats.accepted += 1
             run.accepted.append(c)
+            s.open.append(c)
+            if s.block_full:
+                close_block(s, selector)
         else:
             reject(run, c)
 
@@ -329,21 +387,35 @@ class Selection:
     not_selected: list[Candidate]
 
 
-def select(run: RunResult, selector: Selector) -> Selection:
-    """Each slice keeps `quota` of its pool: the most spread-out rows."""
-    rows, not_selected = [], []
-    for value, s in run.slices.items():
-        pool = [c for c in run.accepted if c.request.slice == value]
-        keep = set(selector.select([(row_id(c.fields), c.fields) for c in pool], s.quota))
-        for i, c in enumerate(pool):
-            if i in keep:
-                rows.append(c)
-            else:
-                not_selected.append(Candidate(c.request, c.teach, c.result, c.fields,
-                                              Decision(False, "not_selected",
-                                                       "a more diverse row was kept"),
-                                              c.verdict))
-    return Selection(rows, not_selected)
+def close_block(s: Slice, selector: Selector) -> None:
+    """Select the open block: keep its `rows` candidates farthest from each other and from the
+    slice's rows so far. The rest go to `rejected` as not_selected. Both are final."""
+    quota = s.blocks[s.closed][0]
+    keep = set(selector.select([(row_id(c.fields), c.fields) for c in s.open], quota,
+                               chosen=[(row_id(c.fields), c.fields) for c in s.rows]))
+    for i, c in enumerate(s.open):
+        if i in keep:
+            s.rows.append(c)
+        else:
+            s.passed_over.append(Candidate(c.request, c.teach, c.result, c.fields,
+                                           Decision(False, "not_selected",
+                                                    "a more diverse row was kept"),
+                                           c.verdict))
+    s.open = []
+    s.closed += 1
+
+
+def close_exhausted(run: RunResult, selector: Selector) -> None:
+    """At the end of a run, a slice that ran out of attempts selects what its open block has."""
+    for s in run.slices.values():
+        if s.open:
+            close_block(s, selector)
+
+
+def selection(run: RunResult) -> Selection:
+    """The rows of every selected block, and the candidates selection passed over."""
+    rows = [c for s in run.slices.values() for c in s.rows]
+    return Selection(rows, [c for s in run.slices.values() for c in s.passed_over])
 
 
 def measure_diversity(rows: list[Candidate], selector: Selector,

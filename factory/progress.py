@@ -31,6 +31,9 @@ class RunStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     new_completion_tokens: int = 0
+    new_prompt_tokens: int = 0
+    # USD spent by this invocation on new answers (None: the teacher's price is unknown).
+    spent_usd: float | None = 0.0
     teach_seconds: float = 0.0
     start_seconds: float = 0.0
     dropped: Counter[str] = field(default_factory=Counter)
@@ -42,6 +45,7 @@ class RunStats:
         self.completion_tokens += result.completion_tokens
         if not result.cached:
             self.new_completion_tokens += result.completion_tokens
+            self.new_prompt_tokens += result.prompt_tokens
 
     @property
     def decided(self) -> int:

@@ -103,6 +103,9 @@ class SelectSpec(Strict):
     method: Literal["k-center", "first"] = "k-center"
     # Each slice accepts ceil(pool x quota) candidates; k-center keeps quota of them.
     pool: float = Field(default=1.25, ge=1.0, le=10.0)
+    # Selection runs on blocks of this many rows (with their pool): once a block is selected its
+    # rows are final, so a row written at a checkpoint stays in the dataset.
+    block: int = Field(default=8, ge=1, le=100_000)
 
 
 class JudgeSpec(Strict):

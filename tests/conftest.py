@@ -6,7 +6,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -36,3 +39,28 @@ def task_dir(tmp_path: Path) -> Path:
     text = text.replace("support-tickets/user.j2", "prompts/user.j2")
     (folder / "task.yaml").write_text(text)
     return folder
+
+
+@contextmanager
+def serve(args: list[str], timeout: float = 60) -> Iterator[tuple[subprocess.Popen, int]]:
+    """Start a loopback server script that prints "PORT <n>" when ready; stop it afterwards."""
+    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline and not line.startswith("PORT "):
+            line = proc.stdout.readline() if proc.stdout else ""
+            if not line and proc.poll() is not None:
+                raise RuntimeError(f"server {args[0]} exited with {proc.returncode}")
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"server {args[0]} did not start within {timeout}s")
+        yield proc, int(line.split()[1])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()

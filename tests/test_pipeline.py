@@ -4,7 +4,6 @@ here; tests/test_embedded.py runs the real one)."""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,29 +15,7 @@ from factory.pipeline import RunOptions, distill
 from factory.plan import Planner
 from factory.tasks import load_task
 from factory.teachers.base import TeachRequest, TeachResult
-
-
-OPENINGS = ["Hi there,", "Hello,", "Good morning.", "Hey support team,", "To whom it may concern,",
-            "Quick question.", "I need some help.", "Sorry to bother you again."]
-PROBLEMS = ["my smart plug keeps dropping off the network every evening",
-            "the app charged my card twice for the same monthly plan",
-            "I cannot log in since I changed my phone number last week",
-            "the parcel tracking page has not moved for nine days",
-            "the refund for my returned camera never reached my account",
-            "the dashboard shows yesterday's energy use as zero",
-            "the developer key I created this morning is rejected with a 401",
-            "the hub firmware update stopped halfway and now the light is red",
-            "I was billed for Plus although I cancelled it in March",
-            "the motion alerts arrive about twenty minutes late",
-            "the password reset email never shows up in my inbox",
-            "the box arrived with a cracked lid and a missing cable"]
-DETAILS = ["I already restarted everything twice.", "It worked fine until the weekend.",
-           "My neighbour has the same model and no issue.", "This is the third time I write.",
-           "I attached a screenshot of the error.", "Order number is on the receipt.",
-           "I am travelling until Friday, so email is best.", "Nothing changed on my side."]
-ASKS = ["Can you tell me what to do next?", "Could someone look into it today?",
-        "What are my options here?", "Please fix this or refund me.",
-        "Is this a known problem?", "How long will this take to sort out?"]
+from tests.tickets import ticket
 
 
 class ScriptedTeacher:
@@ -60,13 +37,7 @@ class ScriptedTeacher:
         pass
 
     def answer(self, r: TeachRequest) -> dict[str, str]:
-        rng = random.Random(r.sampling.seed)
-        problem = rng.choice(PROBLEMS)
-        body = " ".join([rng.choice(OPENINGS), problem[0].upper() + problem[1:] + ".",
-                         rng.choice(DETAILS), rng.choice(ASKS)])
-        return {"subject": f"Ticket {r.sampling.seed}: {problem[:40]}", "body": body,
-                "reply": f"Thanks for reaching out about this. {rng.choice(DETAILS)} We are "
-                         f"looking into why {problem} and will write back within a day."}
+        return ticket(r.sampling.seed)
 
     def generate(self, requests: list[TeachRequest], on_answer=None):
         self.calls.append(len(requests))
@@ -97,7 +68,7 @@ def task():
 def test_quotas_met_exactly_and_dataset_loads(task, tmp_path: Path):
     teacher = ScriptedTeacher(bad=lambda r: r.sampling.seed % 3 == 0)
     result = distill(task, teacher, RunOptions(out=tmp_path / "d", num_records=30, seed=1))
-    assert result.complete and sum(s.rows for s in result.slices.values()) == 30
+    assert result.complete and sum(len(s.rows) for s in result.slices.values()) == 30
     ds = datasets.load_dataset(str(tmp_path / "d"), split="train")
     assert len(ds) == 30 and len(set(ds["id"])) == 30
     assert {"id", "subject", "body", "category", "priority", "reply", "messages",
@@ -277,3 +248,46 @@ def test_a_changed_template_regenerates_only_what_it_affects(task, task_dir, tmp
     billing = result.slices["billing"].next_index
     assert sum(again.calls) == billing  # only the billing prompts changed
     assert result.stats.cache_hits == result.stats.requests - billing
+
+
+def test_rows_written_at_a_checkpoint_or_interruption_stay_in_the_dataset(task, tmp_path: Path,
+                                                                       monkeypatch):
+    """Selection runs on blocks whose rows are final, so no checkpoint's row is ever replaced by
+    a more diverse later candidate, and an interrupted run's rows survive its resume."""
+    import factory.pipeline as pipeline
+
+    written: list[set[str]] = []
+    original = pipeline.write
+
+    def spy(out, task, teacher, options, run, selection, **kwargs):
+        written.append({c.teach.key for c in selection.rows})
+        return original(out, task, teacher, options, run, selection, **kwargs)
+
+    monkeypatch.setattr(pipeline, "write", spy)
+
+    class Interrupting(ScriptedTeacher):
+        def generate(self, requests, on_answer=None):
+            if len(self.calls) == 5:
+                raise KeyboardInterrupt
+            yield from super().generate(requests, on_answer)
+
+    out = tmp_path / "d"
+    options = RunOptions(out=out, num_records=60, seed=3, batch_size=8, checkpoint_seconds=0)
+    stopped = distill(task, Interrupting(), options)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert stopped.interrupted and manifest["pending_selection"] == stopped.pending > 0
+    before = written[-1]
+    assert 0 < len(before) < 60 and len(written) >= 4
+    assert all(len(s.rows) % 8 == 0 for s in stopped.slices.values())  # whole blocks only
+    result = distill(task, ScriptedTeacher(), options, runs=2)
+    final = {c.teach.key for c in selection_rows(result)}
+    assert result.complete and len(final) == 60
+    assert all(keys <= final for keys in written)
+    # The same rows as a run that was never interrupted.
+    fresh = distill(task, ScriptedTeacher(), RunOptions(out=tmp_path / "e", num_records=60,
+                                                        seed=3, batch_size=8))
+    assert {c.teach.key for c in selection_rows(fresh)} == final
+
+
+def selection_rows(result) -> list:
+    return [c for s in result.slices.values() for c in s.rows]

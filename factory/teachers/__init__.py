@@ -2,7 +2,7 @@
 
     embedded            SmolLM2-135M-Instruct from PyPI on a local vLLM engine (the default)
     vllm:MODEL_OR_PATH  any local or cached HF model on a local vLLM engine
-    openai:MODEL        an OpenAI-compatible API (issue #5)
+    openai:MODEL        any OpenAI-compatible chat completions API
 """
 
 from __future__ import annotations
@@ -14,20 +14,25 @@ from typing import Callable
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from factory.budget import Price
 from factory.errors import FactoryError
 from factory.resources import configs_dir
 from factory.teachers.base import Teacher
+from factory.teachers.api import APIOptions
 from factory.teachers.vllm import EngineOptions
 
 log = logging.getLogger(__name__)
 
 
 class TeacherConfig(BaseModel):
-    """A teacher config file (`--teacher-config`): engine options for local teachers."""
+    """A teacher config file (`--teacher-config`): engine options for local teachers, client
+    options for API teachers, and a price that overrides configs/prices.yaml."""
 
     model_config = ConfigDict(extra="forbid")
 
     engine: EngineOptions = EngineOptions()
+    api: APIOptions = APIOptions()
+    price: Price | None = None
 
 
 def load_teacher_config(path: Path | None) -> TeacherConfig:
@@ -44,12 +49,13 @@ def load_teacher_config(path: Path | None) -> TeacherConfig:
         error = exc.errors()[0]
         raise FactoryError(error["msg"], path=path,
                            field=".".join(str(p) for p in error["loc"]),
-                           hint="see docs/teachers.md for the engine options") from None
+                           hint="see docs/teachers.md for the teacher options") from None
 
 
 def make_teacher(spec: str, config_path: Path | None = None,
-                 say: Callable[[str], None] = log.info) -> Teacher:
-    """Build the teacher a `--teacher` spec names (its engine starts on first use)."""
+                 say: Callable[[str], None] = log.info, *, base_url: str | None = None,
+                 concurrency: int | None = None) -> Teacher:
+    """Build the teacher a `--teacher` spec names (its engine or client starts on first use)."""
     config = load_teacher_config(config_path)
     kind, _, model = spec.partition(":")
     if kind == "embedded" and not model:
@@ -61,7 +67,11 @@ def make_teacher(spec: str, config_path: Path | None = None,
 
         return VLLMTeacher(model, config.engine)
     if kind == "openai" and model:
-        raise FactoryError("the openai: teacher is not available yet (issue #5)",
-                           field="--teacher", hint="use embedded or vllm:MODEL for now")
+        from factory.teachers.api import APITeacher
+
+        options = config.api
+        if concurrency is not None:
+            options = options.model_copy(update={"concurrency": concurrency})
+        return APITeacher(model, options, base_url=base_url)
     raise FactoryError(f"unknown teacher {spec!r}", field="--teacher",
                        hint="use embedded, vllm:MODEL_OR_PATH or openai:MODEL")

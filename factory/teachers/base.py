@@ -39,6 +39,12 @@ class TeachResult:
     cached: bool = field(default=False, compare=False)
 
 
+def estimate_tokens(messages: list[dict[str, str]]) -> int:
+    """A generous token count for rate limits and caps: a token per 3 characters (English runs
+    about 4), plus a few per message for the chat format."""
+    return sum(len(m.get("content", "")) // 3 + 8 for m in messages)
+
+
 class Teacher(Protocol):
     """A model that answers batches of requests.
 
