@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Iterator
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_QUIET = ["vllm", "transformers", "datasets", "httpx", "urllib3", "filelock", "torch"]
+_QUIET = ["vllm", "transformers", "datasets", "httpx", "httpx2", "openai", "urllib3", "filelock",
+          "torch"]
 
 
 def quiet_third_parties() -> None:
