@@ -135,18 +135,20 @@ class APITeacher:
         self.start()
         assert self._loop is not None
         gate = asyncio.Semaphore(self.options.concurrency)
-        pending = {self._loop.create_task(self._one(r, gate)) for r in requests}
-        done_count = 0
+        tasks = [self._loop.create_task(self._one(r, gate)) for r in requests]
+        # One callback per task feeds a queue (asyncio.wait in a loop would register a callback
+        # on every pending task each time one finishes: quadratic in the batch).
+        finished: asyncio.Queue[asyncio.Task[TeachResult]] = asyncio.Queue()
+        for task in tasks:
+            task.add_done_callback(finished.put_nowait)
         try:
-            while pending:
-                done, pending = self._loop.run_until_complete(
-                    asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED))
-                for task in done:
-                    done_count += 1
-                    if on_answer:
-                        on_answer(done_count, len(requests))
-                    yield task.result()
+            for done_count in range(1, len(tasks) + 1):
+                result = self._loop.run_until_complete(finished.get()).result()
+                if on_answer:
+                    on_answer(done_count, len(requests))
+                yield result
         finally:
+            pending = [t for t in tasks if not t.done()]
             for task in pending:
                 task.cancel()
             if pending:
