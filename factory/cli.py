@@ -294,7 +294,7 @@ def tasks_command(
     table = Table("task", "source", "description")
     for name, path, builtin in list_tasks(folders):
         try:
-            description = load_task(str(path)).config.description
+            description = load_task(str(path), require_seeds=False).config.description
         except FactoryError as exc:
             description = f"[red]invalid: {exc}[/]"
         table.add_row(name, "built-in" if builtin else str(path), description[:90])
