@@ -312,6 +312,8 @@ def preview(
         request = planner.request(slices[i % len(slices)], i // len(slices))
         head = (f"labels {dict(request.labels)} · attributes {dict(request.attributes)} · "
                 f"seeds {list(request.seed_ids)} · sampling seed {request.seed}")
+        if request.source_id is not None:
+            head += f" · rewrites {request.source_id} ({request.rewrite})"
         console.print(Panel(head, title=f"request {i + 1}", style="cyan"))
         for message in renderer.messages(request):
             console.print(f"[bold]{message['role']}[/]")

@@ -50,6 +50,26 @@ class SeedsSpec(Strict):
     per_label: int | None = Field(default=None, ge=1)
 
 
+DEFAULT_REWRITES = {
+    "paraphrase": "Say the same thing in other words and with another sentence structure.",
+    "entities": "Keep the request but change the names, amounts, dates, places and products "
+                "in it to other plausible ones.",
+    "tone": "Keep the request but change the tone: if it is calm make it upset or hurried, if "
+            "it is upset make it calm and polite.",
+    "channel": "Rewrite it as if the customer sent it through another channel: a short chat "
+               "message, an email or a voice-call transcript.",
+}
+
+
+class AugmentSpec(Strict):
+    """`mode: augment`: each request rewrites one source row (a row of the seed file) in one of
+    the `rewrites` ways, keeping its labels."""
+
+    # rewrite kind -> the instruction templates show as `rewrite.instruction`
+    rewrites: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REWRITES),
+                                     min_length=1)
+
+
 class TemplatesSpec(Strict):
     system: str
     user: str
@@ -145,6 +165,9 @@ class FiltersSpec(Strict):
 class TaskConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str
+    # generate: new records from few-shot seeds; augment: rewrite the seed file's rows.
+    mode: Literal["generate", "augment"] = "generate"
+    augment: AugmentSpec = AugmentSpec()
     num_records: int = Field(default=100, ge=1)
     fields: dict[str, FieldSpec] = Field(min_length=1)
     labels: dict[str, LabelSpec] = Field(min_length=1)
