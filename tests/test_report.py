@@ -225,3 +225,10 @@ def test_cli_missing_file_and_missing_column_exit_2(split, tmp_path):
     assert "other.csv" in line and "--label-field" in line and "'category'" in line
     assert "\n" not in line
     assert not (tmp_path / "report").exists()
+
+
+def test_many_labels_plot_as_one_point_per_label():
+    from factory.report import plots
+
+    table = {f"intent_{i}": {"synthetic": (i % 3) / 60, "reference": 1 / 30} for i in range(30)}
+    assert plots.labels(table).startswith("data:image/png;base64,")

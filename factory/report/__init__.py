@@ -96,7 +96,7 @@ def load_inputs(options: ReportOptions) -> Inputs:
     reference = inputs.read_set("reference", options.reference, cols.text, cols.label)
     test = (inputs.read_set("test", options.test, cols.text, cols.label)
             if options.test else None)
-    seeds = inputs.seed_set(cols.task, cols.text)
+    seeds = inputs.seed_set(cols.task, cols.text, cols.seeds_file)
     target = None
     if cols.task is not None and cols.label in cols.task.config.labels:
         target = cols.task.config.label_weights(cols.label)

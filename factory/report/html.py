@@ -229,7 +229,7 @@ def spot_check(report: dict[str, Any]) -> str:
             f"<p>{s['sampled']} of {s['of']} synthetic rows, drawn at random (seed {s['seed']}). "
             "The same rows are in <code>spot_check.csv</code> with an empty "
             "<code>verdict</code> column: read each one and mark it ok or bad.</p>"
-            "<details><summary>Show the rows</summary>"
+            "<details open><summary>The rows</summary>"
             + _table(["row", "label", "text", "nearest real similarity"], rows, numeric_from=3)
             + "</details>")
 

@@ -38,6 +38,7 @@ class Columns:
     text: str
     label: str | None
     task: Any | None  # factory.tasks.Task, when the manifest names one that loads
+    seeds_file: str | None = None
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
@@ -54,21 +55,22 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
 def columns(manifest: dict[str, Any] | None, text_field: str | None,
             label_field: str | None, seeds: Path | None) -> Columns:
     """Text and label columns: the options, else the task's, else `text` and `label`."""
-    task = _task_of(manifest, seeds)
+    task, seeds_file = _task_of(manifest, seeds)
     text, label = "text", "label"
     if task is not None:
         prompt = task.config.student.prompt
         text = prompt[0] if len(prompt) == 1 else task.config.text_fields[0]
         label = task.config.slice_field
-    return Columns(text_field or text, label_field or label, task)
+    return Columns(text_field or text, label_field or label, task, seeds_file)
 
 
-def _task_of(manifest: dict[str, Any] | None, seeds: Path | None) -> Any | None:
-    """The task that made the folder, with its seeds, if the manifest lets us load it."""
-    from factory.tasks import load_task
+def _task_of(manifest: dict[str, Any] | None,
+             seeds: Path | None) -> tuple[Any | None, str | None]:
+    """The task that made the folder and its seed file, if the manifest lets us load it."""
+    from factory.tasks import load_task, seeds_file_of
 
     if not manifest or not manifest.get("task"):
-        return None
+        return None, None
     name, seeds_option = manifest["task"], None
     try:
         words = shlex.split(manifest.get("command") or "")
@@ -81,12 +83,14 @@ def _task_of(manifest: dict[str, Any] | None, seeds: Path | None) -> Any | None:
             seeds_option = value
     chosen = str(seeds) if seeds else seeds_option
     try:
-        return load_task(name, seeds_path=chosen, require_seeds=False)
+        task = load_task(name, seeds_path=chosen, require_seeds=False)
     except FactoryError as exc:
         if seeds:  # the user named the seed file: its problems are theirs to fix
             raise
         log.info("report: the task %r did not load (%s); no seed comparison", name, exc)
-        return None
+        return None, None
+    found = seeds_file_of(task.config, task.path, chosen, required=False)
+    return task, str(found) if found else None
 
 
 def read_synthetic(folder: Path, manifest: dict[str, Any] | None, cols: Columns) -> TextSet:
@@ -140,7 +144,7 @@ class _Columns:
         return [row.get(column) for row in self.rows]
 
 
-def seed_set(task: Any | None, text_field: str) -> TextSet | None:
+def seed_set(task: Any | None, text_field: str, source: str | None = None) -> TextSet | None:
     """The task's seed examples as a text set (None without a task or seeds)."""
     if task is None or not task.seeds:
         return None
@@ -148,5 +152,5 @@ def seed_set(task: Any | None, text_field: str) -> TextSet | None:
     if not rows:
         return None
     label = task.config.slice_field
-    return TextSet("seeds", str(task.path), [s.record[text_field] for s in rows],
+    return TextSet("seeds", source or str(task.path), [s.record[text_field] for s in rows],
                    [str(s.record.get(label)) for s in rows], [s.id for s in rows])

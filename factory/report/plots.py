@@ -46,6 +46,10 @@ def lengths(synthetic: Sequence[int], real: Sequence[int]) -> str:
 
 
 def labels(table: dict[str, dict[str, float]]) -> str:
+    """Bars per label for a few labels; for many, each label as a point (reference share vs
+    synthetic share) around the diagonal of equal shares, the farthest labels named."""
+    if len(table) > 24 and all("reference" in v and "synthetic" in v for v in table.values()):
+        return _label_scatter(table)
     names = list(table)
     sides = [s for s in ("target", "reference", "synthetic") if any(s in v for v in table.values())]
     fig, ax = _figure(7.0, max(2.5, 0.16 * len(names) + 1.0))
@@ -60,6 +64,26 @@ def labels(table: dict[str, dict[str, float]]) -> str:
     ax.invert_yaxis()
     ax.set_xlabel("share of rows")
     ax.legend(frameon=False, loc="lower right")
+    return _uri(fig)
+
+
+def _label_scatter(table: dict[str, dict[str, float]]) -> str:
+    fig, ax = _figure(6.0, 4.6)
+    names = list(table)
+    real = np.array([table[n]["reference"] for n in names])
+    synth = np.array([table[n]["synthetic"] for n in names])
+    top = max(real.max(), synth.max()) * 1.1 or 1.0
+    ax.plot([0, top], [0, top], color="#999", linewidth=1, label="same share")
+    ax.scatter(real, synth, s=14, color=SYNTH, label="one label")
+    gap = np.abs(synth - real)
+    for i in [i for i in np.argsort(-gap)[:6] if gap[i] > 0.25 * real.mean()]:
+        ax.annotate(names[i], (real[i], synth[i]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("share of reference rows")
+    ax.set_ylabel("share of synthetic rows")
+    ax.legend(frameon=False, loc="upper left")
     return _uri(fig)
 
 

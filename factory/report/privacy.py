@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-# all-MiniLM-L6-v2 cosine: rewordings of one sentence ("my card has not arrived yet" / "my card
-# still hasn't arrived") score about 0.85-0.95, exact copies 1.0, different requests on the same
-# topic rarely above 0.9. 0.95 flags copies and trivial edits, not paraphrases.
+# all-MiniLM-L6-v2 cosine, measured on banking messages: trivial edits (case, punctuation, a word
+# added) 0.96-0.99; close rewordings ("My card has not arrived yet." / "My card still hasn't
+# arrived.") 0.82-0.92; looser paraphrases 0.6-0.7. 0.95 flags copies and trivial edits, not
+# paraphrases.
 NEAR_COPY = 0.95
 LISTED = 50
 _BLOCK = 2048
