@@ -124,7 +124,9 @@ def embed_all(data: Inputs, embedder: Any | None) -> dict[str, np.ndarray]:
     if embedder is None:
         from filters.diversity import MiniLMEmbedder
 
-        embedder = MiniLMEmbedder()
+        # one torch thread: on a shared CPU (a teacher, other jobs) the default pool is far
+        # slower (filters/diversity.py)
+        embedder = MiniLMEmbedder(threads=1)
     sets = [s for s in (data.synthetic, data.reference, data.test, data.seeds) if s is not None]
     texts = [t for s in sets for t in s.texts]
     try:
