@@ -70,7 +70,9 @@ def summary(report: dict[str, Any]) -> str:
     notes = "".join(f"<li>{escape(n)}</li>" for n in v["notes"])
     cards = [("synthetic rows", h["synthetic_rows"]), ("reference rows", h["reference_rows"]),
              ("MMD²", h["mmd2"]), ("JS divergence (words)", h["js_unigram"]),
-             ("near-copies", h["near_copies_reference"] + h.get("near_copies_seeds", 0))]
+             ("near-copies of reference rows", h["near_copies_reference"])]
+    if "near_copies_seeds" in h:
+        cards.append(("near-copies of seeds", h["near_copies_seeds"]))
     if "macro_f1_delta" in h:
         cards[2:2] = [("macro-F1 real only", h["macro_f1_real"]),
                       ("macro-F1 real + synthetic", h["macro_f1_real_plus_synthetic"]),

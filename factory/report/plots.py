@@ -68,7 +68,7 @@ def labels(table: dict[str, dict[str, float]]) -> str:
 
 
 def _label_scatter(table: dict[str, dict[str, float]]) -> str:
-    fig, ax = _figure(6.0, 4.6)
+    fig, ax = _figure(5.0, 3.8)
     names = list(table)
     real = np.array([table[n]["reference"] for n in names])
     synth = np.array([table[n]["synthetic"] for n in names])
