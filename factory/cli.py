@@ -358,6 +358,40 @@ def filter_command(
                   f"datasets.load_dataset({str(out)!r}, 'rejected')")
 
 
+@app.command("report")
+def report_command(
+    folder: Annotated[Path, typer.Argument(help="The dataset folder a distill run wrote.")],
+    reference: Annotated[Path, typer.Option(
+        help="Real data (CSV, JSONL, parquet or dataset folder) to compare against; the "
+             "student's real training set.")],
+    test: Annotated[Optional[Path], typer.Option(
+        help="Held-out real data: train a student with and without the synthetic rows and "
+             "score it here. Without it the downstream comparison is skipped.")] = None,
+    text_field: Annotated[Optional[str], typer.Option(
+        help="Text column in every input (default: the task's).")] = None,
+    label_field: Annotated[Optional[str], typer.Option(
+        help="Label column in every input (default: the task's first label).")] = None,
+    seeds: SeedsOption = None,
+    spot_check: Annotated[int, typer.Option(
+        min=1, help="Rows in the spot-check sample.")] = 150,
+    seed: Annotated[int, typer.Option(help="Seed of every sample and bootstrap.")] = 0,
+) -> None:
+    """Measure FOLDER against real data; write FOLDER/report/report.html and report.json."""
+    from factory.report import ReportOptions, build_report
+
+    quiet_third_parties()
+    options = ReportOptions(folder=folder, reference=reference, test=test,
+                            text_field=text_field, label_field=label_field, seeds=seeds,
+                            spot_check=spot_check, seed=seed, command=_command_line())
+    console.print(f"[bold]factory report[/] · {folder} against {reference}")
+    result = build_report(options, say=lambda m: console.print(f"[cyan]·[/] {m}"))
+    table = Table(title="Report headline", show_header=False, title_justify="left")
+    for name, value in result["headline"].items():
+        table.add_row(name, str(value))
+    console.print(table)
+    console.print(f"Report: [bold]{folder / 'report' / 'report.html'}[/]")
+
+
 @app.command()
 def preview(
     task: TaskOption,
@@ -378,6 +412,8 @@ def preview(
         request = planner.request(slices[i % len(slices)], i // len(slices))
         head = (f"labels {dict(request.labels)} · attributes {dict(request.attributes)} · "
                 f"seeds {list(request.seed_ids)} · sampling seed {request.seed}")
+        if request.source_id is not None:
+            head += f" · rewrites {request.source_id} ({request.rewrite})"
         console.print(Panel(head, title=f"request {i + 1}", style="cyan"))
         for message in renderer.messages(request):
             console.print(f"[bold]{message['role']}[/]")
@@ -394,7 +430,7 @@ def tasks_command(
     table = Table("task", "source", "description")
     for name, path, builtin in list_tasks(folders):
         try:
-            description = load_task(str(path)).config.description
+            description = load_task(str(path), require_seeds=False).config.description
         except FactoryError as exc:
             description = f"[red]invalid: {exc}[/]"
         table.add_row(name, "built-in" if builtin else str(path), description[:90])

@@ -169,11 +169,14 @@ def dataset_row(task: Task, teacher: Teacher, c: Candidate,
             "teacher_revision": teacher.identity().get("revision", ""),
             "template_sha256": {k: t.sha256 for k, t in sorted(task.templates.items())},
             "seed_ids": list(c.request.seed_ids),
-            "attributes": dict(c.request.attributes),
+            # None, not {}, for a task without attributes: parquet cannot store an empty struct
+            "attributes": dict(c.request.attributes) or None,
             "labels": dict(c.request.labels),
             "sampling": c.teach.sampling.as_dict(),
             "request_key": c.teach.key,
             "request_index": c.request.index,
+            **({"source_id": c.request.source_id, "rewrite": c.request.rewrite}
+               if c.request.source_id is not None else {}),
         },
         **extra,
     }

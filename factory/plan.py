@@ -8,6 +8,11 @@ Few-shot seeds are stratified and rotated: one seed of the target label (when th
 plus seeds of other labels, each pool walked through a seeded permutation so seeds are used evenly.
 Each attribute walks its values in shuffled rounds, so every value is used evenly and the
 combinations vary.
+
+In augment mode (`mode: augment`) request `j` of slice `s` rewrites one source row, a seed of
+label `s`: the slice's sources are walked through a seeded permutation, round after round, and
+each round shifts the rewrite kind, so a source is rewritten a different way each time it comes
+back. The request's labels are the source's own.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from factory.errors import FactoryError
 from factory.tasks import Task
 
 @dataclass(frozen=True)
@@ -28,6 +34,9 @@ class Request:
     attributes: tuple[tuple[str, str], ...]
     seed_ids: tuple[str, ...]
     seed: int
+    # augment mode: the seed row being rewritten and how
+    source_id: str | None = None
+    rewrite: str | None = None
 
 
 def derive_seed(*parts: object) -> int:
@@ -63,9 +72,18 @@ class Planner:
         self._perms: dict[tuple[str, ...], np.ndarray] = {}
 
     def quotas(self, num_records: int) -> dict[str, int]:
-        return quotas(self.task.config.label_weights(self.slice_field), num_records)
+        weights = self.task.config.label_weights(self.slice_field)
+        if self.augment:  # only labels that have rows to rewrite
+            weights = {k: w for k, w in weights.items() if self._sources(k)}
+        return quotas(weights, num_records)
+
+    @property
+    def augment(self) -> bool:
+        return self.task.config.mode == "augment"
 
     def request(self, slice_value: str, index: int) -> Request:
+        if self.augment:
+            return self._augment_request(slice_value, index)
         return Request(
             slice=slice_value,
             index=index,
@@ -73,6 +91,30 @@ class Planner:
             attributes=self._attributes(slice_value, index),
             seed_ids=self._seed_ids(slice_value, index),
             seed=derive_seed(self.task.name, self.run_seed, "sample", slice_value, index),
+        )
+
+    # -- augment: one source row of the slice per request, the rewrite kind rotating
+
+    def _sources(self, slice_value: str) -> list[str]:
+        return [s.id for s in self.task.seeds if s.record.get(self.slice_field) == slice_value]
+
+    def _augment_request(self, slice_value: str, index: int) -> Request:
+        sources = self._sources(slice_value)
+        if not sources:
+            raise FactoryError(f"no source row of {self.slice_field} {slice_value!r} to rewrite",
+                               field="--seeds", hint="add rows of that label to the seed file")
+        round_, position = divmod(index, len(sources))
+        source = sources[int(self._permutation(("source", slice_value), len(sources))[position])]
+        kinds = list(self.task.config.augment.rewrites)
+        offset = derive_seed(self.run_seed, "rewrite", slice_value, source) % len(kinds)
+        record = next(s.record for s in self.task.seeds if s.id == source)
+        labels = tuple((name, str(record[name])) for name in self.task.config.labels)
+        return Request(
+            slice=slice_value, index=index, labels=labels,
+            attributes=self._attributes(slice_value, index),
+            seed_ids=tuple(i for i in self._seed_ids(slice_value, index) if i != source),
+            seed=derive_seed(self.task.name, self.run_seed, "sample", slice_value, index),
+            source_id=source, rewrite=kinds[(round_ + offset) % len(kinds)],
         )
 
     # -- labels: the slice's value, then each other label by smooth weighted round-robin

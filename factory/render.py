@@ -2,7 +2,8 @@
 
 Templates see: `task` (name, description), `labels` (the target label values), `attributes` (one
 combination from the grid), `examples` (the few-shot seed records) and `fields` (the fields the
-teacher writes, with their specs). Undefined names are errors. Seed text is data: it is passed as
+teacher writes, with their specs); in augment mode also `source` (the row to rewrite) and
+`rewrite` (`kind`, `instruction`). Undefined names are errors. Seed text is data: it is passed as
 values, never compiled, so a seed containing `{{ ... }}` appears literally.
 """
 
@@ -54,13 +55,18 @@ class Renderer:
         self._fields = {k: v.model_dump() for k, v in task.config.generated_fields.items()}
 
     def context(self, request: Request) -> dict[str, Any]:
-        return {
+        context = {
             "task": {"name": self.task.name, "description": self.task.config.description},
             "labels": dict(request.labels),
             "attributes": dict(request.attributes),
             "examples": [dict(self._seeds[i]) for i in request.seed_ids],
             "fields": self._fields,
         }
+        if request.source_id is not None and request.rewrite is not None:
+            instruction = self.task.config.augment.rewrites[request.rewrite]
+            context["source"] = dict(self._seeds[request.source_id])
+            context["rewrite"] = {"kind": request.rewrite, "instruction": instruction}
+        return context
 
     def messages(self, request: Request) -> list[dict[str, str]]:
         context = self.context(request)
@@ -88,4 +94,4 @@ class Renderer:
         except TemplateError as exc:
             raise FactoryError(f"template error: {exc}", path=template.path,
                                hint="templates may use task, labels, attributes, examples, "
-                                    "fields") from None
+                                    "fields (augment mode: source, rewrite)") from None

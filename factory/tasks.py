@@ -42,8 +42,32 @@ class LabelSpec(Strict):
 
 
 class SeedsSpec(Strict):
-    path: str = Field(description="JSONL or CSV file, relative to the task file")
+    """Seed examples. Without `path` the task needs `--seeds PATH` (data it does not ship)."""
+
+    path: str | None = Field(default=None, description="JSONL or CSV file, relative to the task")
     per_request: int = Field(default=3, ge=0, le=16)
+    # A fixed part of a larger file: the first N rows of each slice label, in file order.
+    per_label: int | None = Field(default=None, ge=1)
+
+
+DEFAULT_REWRITES = {
+    "paraphrase": "Say the same thing in other words and with another sentence structure.",
+    "entities": "Keep the request but change the names, amounts, dates, places and products "
+                "in it to other plausible ones.",
+    "tone": "Keep the request but change the tone: if it is calm make it upset or hurried, if "
+            "it is upset make it calm and polite.",
+    "channel": "Rewrite it as if the customer sent it through another channel: a short chat "
+               "message, an email or a voice-call transcript.",
+}
+
+
+class AugmentSpec(Strict):
+    """`mode: augment`: each request rewrites one source row (a row of the seed file) in one of
+    the `rewrites` ways, keeping its labels."""
+
+    # rewrite kind -> the instruction templates show as `rewrite.instruction`
+    rewrites: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REWRITES),
+                                     min_length=1)
 
 
 class TemplatesSpec(Strict):
@@ -144,6 +168,9 @@ class FiltersSpec(Strict):
 class TaskConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str
+    # generate: new records from few-shot seeds; augment: rewrite the seed file's rows.
+    mode: Literal["generate", "augment"] = "generate"
+    augment: AugmentSpec = AugmentSpec()
     num_records: int = Field(default=100, ge=1)
     fields: dict[str, FieldSpec] = Field(min_length=1)
     labels: dict[str, LabelSpec] = Field(min_length=1)
@@ -351,7 +378,10 @@ def resolve_task_path(name_or_path: str) -> tuple[Path, bool]:
                        hint=f"use a built-in task ({names}) or a path to a YAML file")
 
 
-def load_task(name_or_path: str, *, seeds_path: str | None = None) -> Task:
+def load_task(name_or_path: str, *, seeds_path: str | None = None,
+              require_seeds: bool = True) -> Task:
+    """The task with its templates and seeds. `require_seeds=False` lets a task whose seed file
+    must come from `--seeds` load without one (for listings); its seeds are then empty."""
     path, builtin = resolve_task_path(name_or_path)
     raw, root = _read_yaml(path)
     config = _validate_config(raw, root, path)
@@ -359,12 +389,27 @@ def load_task(name_or_path: str, *, seeds_path: str | None = None) -> Task:
         part: _read_template(part, getattr(config.templates, part), path)
         for part in ("system", "user")
     }
-    seeds_file = Path(seeds_path).expanduser() if seeds_path else _relative(path, config.seeds.path)
     model = record_model(config)
-    seeds = load_seeds(seeds_file, config, model)
+    seeds_file = seeds_file_of(config, path, seeds_path, required=require_seeds)
+    seeds = load_seeds(seeds_file, config, model) if seeds_file else []
     rubric = config.filters.judge.rubric
     judge = _read_template("judge", rubric, path, "filters.judge.rubric") if rubric else None
     return Task(config, path, builtin, templates, seeds, model, judge)
+
+
+def seeds_file_of(config: TaskConfig, task_path: Path, option: str | None,
+                  required: bool = True) -> Path | None:
+    """`--seeds` if given, else the task's `seeds.path`; a task without one needs `--seeds`."""
+    if option:
+        return Path(option).expanduser()
+    if config.seeds.path:
+        return _relative(task_path, config.seeds.path)
+    if required:
+        raise FactoryError(f"the task {config.name!r} ships no seed examples", path=task_path,
+                           field="--seeds",
+                           hint=f"give --seeds PATH; the comments in {task_path.name} name the "
+                                "file it expects")
+    return None
 
 
 def _relative(base: Path, target: str) -> Path:
@@ -444,6 +489,8 @@ def load_seeds(path: Path, config: TaskConfig, model: type[BaseModel]) -> list[S
     rows = list(_read_rows(path))
     if not rows:
         raise FactoryError("the seed file has no rows", path=path, hint="add seed examples")
+    if config.seeds.per_label:
+        rows = _first_per_label(rows, config.slice_field, config.seeds.per_label)
     seeds, seen = [], set()
     for line, row in rows:
         seed_id = str(row.pop("id", None) or f"line-{line}")
@@ -455,6 +502,19 @@ def load_seeds(path: Path, config: TaskConfig, model: type[BaseModel]) -> list[S
         seen.add(seed_id)
         seeds.append(Seed(seed_id, record))
     return seeds
+
+
+def _first_per_label(rows: list[tuple[int, dict]], label: str,
+                     n: int) -> list[tuple[int, dict]]:
+    """The first `n` rows of each value of `label`, in file order (`seeds.per_label`)."""
+    taken: dict[Any, int] = {}
+    kept = []
+    for line, row in rows:
+        value = row.get(label)
+        if taken.get(value, 0) < n:
+            taken[value] = taken.get(value, 0) + 1
+            kept.append((line, row))
+    return kept
 
 
 def _read_rows(path: Path):
