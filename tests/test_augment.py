@@ -14,7 +14,8 @@ from factory.pipeline import RunOptions, distill
 from factory.plan import Planner
 from factory.render import Renderer
 from factory.tasks import load_task
-from tests.test_pipeline import ASKS, DETAILS, OPENINGS, PROBLEMS, ScriptedTeacher
+from tests.test_pipeline import ScriptedTeacher
+from tests.tickets import ASKS, DETAILS, OPENINGS, PROBLEMS
 
 SOURCES = {
     "card_arrival": ["My card still hasn't arrived after two weeks.",
