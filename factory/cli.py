@@ -22,6 +22,7 @@ from factory.errors import FactoryError
 from factory.logs import quiet_third_parties, run_log
 from factory.output import STATE_DIR, OutputFolder
 from factory.resources import factory_home
+from factory.splits import parse_splits
 from factory.tasks import Task, list_tasks, load_task
 
 log = logging.getLogger("factory.cli")
@@ -36,6 +37,13 @@ app = typer.Typer(
 TaskOption = Annotated[str, typer.Option("--task", "-t", help="Built-in task name or YAML path.")]
 SeedsOption = Annotated[Optional[Path], typer.Option(
     "--seeds", help="Seed examples file (JSONL or CSV) instead of the task's own.")]
+SplitsOption = Annotated[Optional[str], typer.Option(
+    help="Held-out splits, e.g. validation=0.1,test=0.1, stratified by the task's label "
+         "(default: the task's `splits`; train only if none).")]
+PrivateOption = Annotated[bool, typer.Option(
+    "--private", help="Create the Hub repo as private (an existing repo keeps its setting).")]
+RevisionOption = Annotated[Optional[str], typer.Option(
+    help="Publish to this branch of the repo (created from main if missing).")]
 
 
 @app.command()
@@ -70,6 +78,14 @@ def distill(
     judge: Annotated[Optional[str], typer.Option(
         help="Score rows with an LLM judge: 'teacher' (the same model), another teacher spec, "
              "or 'off'. Default: the task's filters.judge.enabled.")] = None,
+    splits: SplitsOption = None,
+    push_to_hub: Annotated[Optional[str], typer.Option(
+        help="Publish the dataset to this Hub repo (OWNER/NAME) at the end of the run.")] = None,
+    push_every: Annotated[Optional[int], typer.Option(
+        min=1, help="With --push-to-hub: also publish each time this many more rows were "
+                    "accepted.")] = None,
+    private: PrivateOption = False,
+    revision: RevisionOption = None,
 ) -> None:
     """Generate, validate and write a dataset for TASK."""
     from factory.pipeline import RunOptions
@@ -77,6 +93,8 @@ def distill(
     from factory.teachers import load_teacher_config, make_teacher
 
     quiet_third_parties()
+    ratios = parse_splits(splits) if splits is not None else None
+    pusher = _hub_pusher(push_to_hub, push_every, private, revision)
     loaded = load_task(task, seeds_path=str(seeds) if seeds else None)
     judge_spec = _judge_spec(loaded, judge)
     _trial_render(loaded)
@@ -88,8 +106,11 @@ def distill(
     options = RunOptions(out=target, num_records=wanted, seed=seed, batch_size=batch_size,
                          command=_command_line(), checkpoint_seconds=checkpoint_every,
                          quotas=quotas, decontaminate=decontaminate,
-                         decontaminate_field=decontaminate_field)
+                         decontaminate_field=decontaminate_field, splits=ratios,
+                         checkpoint_rows=push_every if pusher else None, after_write=pusher)
     progress = LiveProgress()
+    if pusher:
+        pusher.say = progress.note
     console.print(f"[bold]factory distill[/] · task [bold]{loaded.name}[/] · "
                   f"{options.num_records} records → {target}")
     if quotas:
@@ -118,7 +139,7 @@ def distill(
                 teach.close()
             if judge_teacher is not None and judge_teacher is not teach:
                 judge_teacher.close()
-    _report(folder, result, options)
+    _report(folder, result, options, pusher)
 
 
 def prepare_output(target: Path, task: Task, fresh: bool) -> OutputFolder:
@@ -203,11 +224,15 @@ def _command_line() -> str:
     return shlex.join(["factory", *sys.argv[1:]])
 
 
-def _report(folder: OutputFolder, result, options) -> None:
+def _report(folder: OutputFolder, result, options, pusher: HubPusher | None = None) -> None:
     manifest = folder.read_manifest() or {}
     console.print(summary_table(manifest))
     console.print(f"Dataset: [bold]{folder.path}[/]  ·  load it with "
                   f"datasets.load_dataset({str(folder.path)!r})")
+    if pusher is not None and pusher.last is not None:
+        _print_published(pusher.last)
+    elif pusher is not None and result.interrupted:
+        console.print("[yellow]Not published:[/] the run was interrupted.")
     if result.interrupted:
         console.print(f"[yellow]Interrupted.[/] Resume with: [bold]{options.command}[/]")
         raise typer.Exit(130)
@@ -299,6 +324,94 @@ def tasks_command(
             description = f"[red]invalid: {exc}[/]"
         table.add_row(name, "built-in" if builtin else str(path), description[:90])
     console.print(table)
+
+
+@app.command()
+def publish(
+    folder: Annotated[Path, typer.Argument(help="A dataset folder (the --out of distill).")],
+    repo_id: Annotated[str, typer.Option(help="The Hub dataset repo: OWNER/NAME.")],
+    private: PrivateOption = False,
+    revision: RevisionOption = None,
+    message: Annotated[Optional[str], typer.Option(help="The commit message.")] = None,
+) -> None:
+    """Publish a dataset folder to the Hugging Face Hub (only what changed is sent)."""
+    from factory.publish import publish as publish_folder
+
+    quiet_third_parties()
+    console.print(f"[bold]factory publish[/] · {folder} → {repo_id}"
+                  + (f" (branch {revision})" if revision else ""))
+    result = publish_folder(folder, repo_id, private=private, revision=revision, message=message)
+    _print_published(result)
+
+
+def _print_published(result) -> None:
+    where = f"{result.url}" + (f" (branch {result.revision})" if result.revision != "main"
+                               else "")
+    if not result.commits:
+        console.print(f"[green]✓[/] {where} already holds this dataset: nothing to commit "
+                      f"({len(result.unchanged)} files unchanged).")
+        return
+    console.print(f"[green]✓[/] Published to {where}: {len(result.commits)} commit(s), "
+                  f"{len(result.uploaded)} files uploaded, {len(result.deleted)} removed, "
+                  f"{len(result.unchanged)} unchanged"
+                  + (f", {result.retries} retried requests" if result.retries else "") + ".")
+    console.print(f"Load it with datasets.load_dataset({result.repo_id!r}"
+                  + (f", revision={result.revision!r}" if result.revision != "main" else "")
+                  + ")")
+
+
+class HubPusher:
+    """The distill run's hook after each write: publishes at the end of a run, and with
+    `every`, at each checkpoint once the accepted count passed another multiple of it.
+
+    A push during the run that fails is logged and retried at the next one; the last push's
+    failure stops the command with one line (the dataset folder is complete either way)."""
+
+    def __init__(self, repo_id: str, every: int | None, private: bool,
+                 revision: str | None) -> None:
+        self.repo_id, self.every = repo_id, every
+        self.private, self.revision = private, revision
+        self.pushed_at = 0
+        self.last = None
+        self.say = log.info
+
+    def __call__(self, run, final: bool) -> None:
+        from factory.publish import publish as publish_folder
+
+        if final and run.interrupted:
+            return
+        if not final and not (self.every and run.stats.accepted // self.every
+                              > self.pushed_at // self.every):
+            return
+        try:
+            self.last = publish_folder(run.out, self.repo_id, private=self.private,
+                                       revision=self.revision,
+                                       message=f"{'Final' if final else 'Checkpoint'}: "
+                                               f"{run.stats.accepted} rows accepted")
+        except FactoryError as exc:
+            if final:
+                raise
+            log.warning("checkpoint push failed: %s", exc)
+            self.say(f"push to {self.repo_id} failed, retrying at the next checkpoint: {exc}")
+            return
+        self.pushed_at = run.stats.accepted
+        if not final:
+            self.say(f"pushed {run.stats.accepted} accepted rows to {self.repo_id}")
+
+
+def _hub_pusher(repo_id: str | None, every: int | None, private: bool,
+                revision: str | None) -> HubPusher | None:
+    """Checks the options (and that a token exists) before a run starts."""
+    from factory.publish import check_repo_id, resolve_token
+
+    if repo_id is None:
+        if every is not None or private or revision:
+            raise FactoryError("needs --push-to-hub", field="--push-every/--private/--revision",
+                               hint="add --push-to-hub OWNER/NAME")
+        return None
+    check_repo_id(repo_id)
+    resolve_token()
+    return HubPusher(repo_id, every, private, revision)
 
 
 def main() -> None:

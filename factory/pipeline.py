@@ -15,7 +15,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from factory.cache import ResponseCache, ask, request_key
 from factory.filtering import LLMJudge, RecordFilters, Selector, build_filters, pool_size
@@ -50,6 +50,13 @@ class RunOptions:
     quotas: dict[str, int] | None = None
     decontaminate: Path | None = None
     decontaminate_field: str | None = None
+    # Held-out split ratios ({"validation": 0.1, ...}); None: the task config's `splits`.
+    splits: dict[str, float] | None = None
+    # Also write a checkpoint each time the accepted count passes a multiple of this.
+    checkpoint_rows: int | None = None
+    # Called after every write of the folder, with `final` True for the last one (publishing
+    # to the Hub hooks in here).
+    after_write: Callable[[RunResult, bool], None] | None = None
 
 
 @dataclass
@@ -131,6 +138,7 @@ def distill(task: Task, teacher: Teacher, options: RunOptions,
     stats = RunStats(target=sum(s.pool for s in slices.values()), rows=options.num_records)
     run = RunResult(options.out, stats, slices, runs)
     out, timings, last_write = OutputFolder(options.out), run.timings, time.monotonic()
+    last_accepted = 0
     with timings("filter"):
         chain = build_filters(task, options.decontaminate, options.decontaminate_field)
     llm_judge = LLMJudge(task, judge_teacher, renderer, options.seed) if judge_teacher else None
@@ -149,7 +157,10 @@ def distill(task: Task, teacher: Teacher, options: RunOptions,
                 admit(passed, run)
                 progress.update(run.stats)
                 warn_exhausted(slices, progress)
-                if time.monotonic() - last_write >= options.checkpoint_seconds:
+                if (time.monotonic() - last_write >= options.checkpoint_seconds
+                        or _passed_multiple(options.checkpoint_rows, run.stats.accepted,
+                                            last_accepted)):
+                    last_accepted = run.stats.accepted
                     write(out, task, teacher, options, run, select(run, selector),
                           llm_judge=llm_judge)
                     last_write = time.monotonic()
@@ -175,6 +186,12 @@ def write(out: OutputFolder, task: Task, teacher: Teacher, options: RunOptions,
         out.write(RunRecord(task, teacher, options, run, selection.rows,
                             run.rejected + selection.not_selected, diversity,
                             llm_judge.summary() if llm_judge else None))
+    if options.after_write is not None:
+        options.after_write(run, final)
+
+
+def _passed_multiple(every: int | None, now: int, before: int) -> bool:
+    return every is not None and every > 0 and now // every > before // every
 
 
 # -- plan ------------------------------------------------------------------------------------

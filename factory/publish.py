@@ -1,0 +1,305 @@
+"""Publishing a dataset folder to the Hugging Face Hub (or any server that speaks its API).
+
+    result = publish(Path("runs/support-tickets"), "me/support-tickets", private=True)
+    result.commits      # [] when the Hub already held exactly these files
+
+What goes up: the card (`README.md`, its loading snippet rewritten with the repo id and its
+report section refreshed from `report/report.json`), `manifest.json`, `data/*.parquet`,
+`rejected/*.parquet` and `report/report.json` when it exists. Never the `.factory/` state, the
+response cache or the run log.
+
+Every call compares the folder with the branch's files (sha256 for LFS files, the git blob id
+for the rest) and commits only what differs: a re-push of an unchanged folder commits nothing,
+and a push that failed half-way can simply be run again. Data files go up in commits of at most
+`max_files` files or `max_bytes` bytes; the card, the manifest and the removal of replaced data
+files come last, so every commit on the branch is a loadable dataset. Rate limits (429), server
+errors (5xx) and dropped connections are retried with exponential backoff, honouring
+`Retry-After`.
+
+The token comes from the caller, `HF_TOKEN` or the huggingface_hub login; it is passed to the
+client and never printed, logged or written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from factory.errors import FactoryError
+from factory.output import load_section, replace_region, report_section
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Folders whose files the factory owns in the repo: a file there that the folder no longer has
+# (a data file replaced by a newer version) is deleted. Other files in the repo are left alone.
+MANAGED_FOLDERS = ("data/", "rejected/")
+REPORT_FILE = "report/report.json"
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+# Retries: attempts per call, the longest wait between two, and the statuses worth retrying.
+MAX_ATTEMPTS = 6
+MAX_WAIT_SECONDS = 60.0
+TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class PublishResult:
+    repo_id: str
+    revision: str
+    url: str
+    commits: list[str] = field(default_factory=list)
+    uploaded: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def git_oid(self) -> str:
+        return hashlib.sha1(b"blob %d\0" % len(self.data) + self.data).hexdigest()
+
+
+def resolve_token(token: str | None = None) -> str:
+    """The token to publish with: the argument, else HF_TOKEN, else the huggingface_hub login."""
+    from huggingface_hub import get_token
+
+    found = token or get_token()
+    if not found:
+        raise FactoryError("no Hugging Face token found", field="HF_TOKEN",
+                           hint="set HF_TOKEN to a token with write access, or run "
+                                "`hf auth login`")
+    return found
+
+
+def check_repo_id(repo_id: str) -> str:
+    if not REPO_ID.match(repo_id):
+        raise FactoryError(f"{repo_id!r} is not a repo id", field="--repo-id",
+                           hint="write OWNER/NAME, e.g. my-org/support-tickets")
+    return repo_id
+
+
+def publish(folder: Path, repo_id: str, *, private: bool = False, revision: str | None = None,
+            message: str | None = None, token: str | None = None, endpoint: str | None = None,
+            max_files: int = 50, max_bytes: int = 500 * 2**20) -> PublishResult:
+    """Make branch `revision` (default main) of dataset repo `repo_id` hold the folder's
+    dataset files: creates the repo and the branch if missing, commits only what changed."""
+    from huggingface_hub import HfApi
+
+    check_repo_id(repo_id)
+    local = dataset_files(Path(folder), repo_id)
+    # HF_ENDPOINT is read here, not only when huggingface_hub was imported: a process that
+    # changes it (a test pointing at its own server) never reaches the real Hub by mistake.
+    api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None,
+                token=resolve_token(token), library_name="distill-factory")
+    branch = revision or "main"
+    result = PublishResult(repo_id, branch, f"{api.endpoint}/datasets/{repo_id}")
+    call = _Caller(result)
+    with hub_errors(repo_id):
+        call(api.create_repo, repo_id, repo_type="dataset", private=private, exist_ok=True)
+        if branch != "main":
+            call(api.create_branch, repo_id, branch=branch, repo_type="dataset", exist_ok=True)
+        remote = call(remote_files, api, repo_id, branch)
+        changed = [p for p in local if not same_file(local[p], remote.get(p))]
+        stale = [p for p in remote if p.startswith(MANAGED_FOLDERS) and p not in local]
+        result.unchanged = [p for p in local if p not in changed]
+        summary = message or f"Update dataset ({len(changed)} files changed, {len(stale)} removed)"
+        for i, (adds, deletes) in enumerate(plan_commits(local, changed, stale, max_files,
+                                                         max_bytes)):
+            text = summary if i == 0 else f"{summary} (part {i + 1})"
+            oid = call(commit_changes, api, repo_id, branch, local, adds, deletes, text)
+            if oid:
+                result.commits.append(oid)
+        result.uploaded, result.deleted = changed, stale
+    log.info("published %s@%s: %d commits, %d files uploaded, %d removed, %d unchanged",
+             repo_id, branch, len(result.commits), len(changed), len(stale),
+             len(result.unchanged))
+    return result
+
+
+# -- what goes up ----------------------------------------------------------------------------
+
+
+def dataset_files(folder: Path, repo_id: str) -> dict[str, LocalFile]:
+    """The files to publish, by path in the repo, with the content they will have there."""
+    card = folder / "README.md"
+    if not card.is_file() or not (folder / "manifest.json").is_file():
+        raise FactoryError("not a dataset folder (no README.md and manifest.json)", path=folder,
+                           hint="give the --out folder of `factory distill` or `factory filter`")
+    files = {"README.md": LocalFile("README.md", publish_card(folder, repo_id).encode()),
+             "manifest.json": LocalFile("manifest.json", (folder / "manifest.json").read_bytes())}
+    for name in MANAGED_FOLDERS:
+        for path in sorted((folder / name).glob("*.parquet")):
+            rel = path.relative_to(folder).as_posix()
+            files[rel] = LocalFile(rel, path.read_bytes())
+    if (folder / REPORT_FILE).is_file():
+        files[REPORT_FILE] = LocalFile(REPORT_FILE, (folder / REPORT_FILE).read_bytes())
+    return files
+
+
+def publish_card(folder: Path, repo_id: str) -> str:
+    """The card as the repo shows it: loading by repo id, the report's latest headline."""
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    card = replace_region(card, "load", load_section(repo_id)[1:-2])
+    return replace_region(card, "report", report_section(folder))
+
+
+def remote_files(api: Any, repo_id: str, branch: str) -> dict[str, Any]:
+    """The branch's files by path (`RepoFile`s: `blob_id`, and `lfs.sha256` for LFS files)."""
+    from huggingface_hub.hf_api import RepoFile
+
+    tree = api.list_repo_tree(repo_id, repo_type="dataset", revision=branch, recursive=True)
+    return {f.path: f for f in tree if isinstance(f, RepoFile)}
+
+
+def same_file(local: LocalFile, remote: Any | None) -> bool:
+    if remote is None:
+        return False
+    if remote.lfs is not None:
+        return remote.lfs.sha256 == local.sha256
+    return remote.blob_id == local.git_oid
+
+
+def plan_commits(local: dict[str, LocalFile], changed: list[str], stale: list[str],
+                 max_files: int, max_bytes: int) -> list[tuple[list[str], list[str]]]:
+    """(additions, deletions) per commit. One commit when the changes fit under the caps; else
+    data files in batches under the caps, then the card, manifest and report with the
+    deletions, so that no commit on the branch points at a missing file."""
+    if not changed and not stale:
+        return []
+    data = [p for p in changed if p.startswith(MANAGED_FOLDERS)]
+    if len(data) <= max_files and sum(len(local[p].data) for p in data) <= max_bytes:
+        return [(list(changed), list(stale))]
+    batches: list[list[str]] = []
+    size = 0
+    for path in data:
+        n = len(local[path].data)
+        if not batches or len(batches[-1]) >= max_files or (batches[-1] and size + n > max_bytes):
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += n
+    last = [p for p in changed if p not in data]
+    return [*((batch, []) for batch in batches), (last, list(stale))]
+
+
+def commit_changes(api: Any, repo_id: str, branch: str, local: dict[str, LocalFile],
+                   adds: list[str], deletes: list[str], message: str) -> str | None:
+    """One commit of `adds` and `deletes`, re-checked against the branch first, so that a retry
+    after a commit that did land (its answer lost) commits nothing twice. Gives its oid."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    remote = remote_files(api, repo_id, branch)
+    adds = [p for p in adds if not same_file(local[p], remote.get(p))]
+    deletes = [p for p in deletes if p in remote]
+    if not adds and not deletes:
+        return None
+    operations: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=local[p].data)
+                             for p in adds]
+    operations += [CommitOperationDelete(path_in_repo=p) for p in deletes]
+    info = api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset",
+                             revision=branch)
+    log.info("commit %s on %s@%s: %d added, %d deleted", info.oid, repo_id, branch, len(adds),
+             len(deletes))
+    return info.oid
+
+
+# -- retries and errors ----------------------------------------------------------------------
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth another try: a rate limit, a server error, a timeout or a dropped connection."""
+    if _status(exc) in TRANSIENT_STATUSES:
+        return True
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"TransportError", "TimeoutException", "NetworkError"}) or isinstance(
+        exc, (ConnectionError, TimeoutError))
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The server's `Retry-After` in seconds (only the delta-seconds form), capped."""
+    response = getattr(exc, "response", None)
+    value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
+    try:
+        return min(max(float(value), 0.0), MAX_WAIT_SECONDS) if value is not None else None
+    except ValueError:
+        return None
+
+
+class _Caller:
+    """Calls Hub functions with retries on transient errors, counting them in the result."""
+
+    def __init__(self, result: PublishResult) -> None:
+        self.result = result
+
+    def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        from tenacity import (Retrying, retry_if_exception, stop_after_attempt,
+                              wait_exponential_jitter)
+
+        backoff = wait_exponential_jitter(initial=1.0, max=MAX_WAIT_SECONDS, jitter=1.0)
+
+        def wait(state: Any) -> float:
+            exc = state.outcome.exception()
+            server = retry_after(exc) if exc is not None else None
+            return server if server is not None else backoff(state)
+
+        def note(state: Any) -> None:
+            self.result.retries += 1
+            exc = state.outcome.exception()
+            log.warning("the Hub answered %s to %s; retrying in %.1fs (attempt %d of %d)",
+                        _status(exc) or type(exc).__name__, fn.__name__,
+                        state.next_action.sleep, state.attempt_number + 1, MAX_ATTEMPTS)
+
+        for attempt in Retrying(retry=retry_if_exception(is_transient), wait=wait,
+                                stop=stop_after_attempt(MAX_ATTEMPTS), before_sleep=note,
+                                reraise=True):
+            with attempt:
+                return fn(*args, **kwargs)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+class hub_errors:  # noqa: N801 - used as a context manager, reads like a function
+    """Turns the Hub's answers into one line a user can act on."""
+
+    def __init__(self, repo_id: str) -> None:
+        self.repo_id = repo_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, FactoryError):
+            return False
+        status = _status(exc)
+        rerun = "rerun the same command: publishing only sends what the Hub is missing"
+        if status in (401, 403):
+            raise FactoryError(f"the Hub refused the token for {self.repo_id} ({status})",
+                               field="HF_TOKEN",
+                               hint="use a token with write access to its owner") from None
+        if status is not None:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise FactoryError(f"the Hub answered {status} for {self.repo_id}: {first}",
+                               hint=rerun) from None
+        if is_transient(exc):
+            raise FactoryError(f"cannot reach the Hub ({type(exc).__name__})",
+                               field="HF_ENDPOINT", hint=rerun) from None
+        return False
