@@ -60,18 +60,48 @@ class PublishResult:
     retries: int = 0
 
 
-@dataclass(frozen=True)
 class LocalFile:
-    path: str
-    data: bytes
+    """A file to publish: a file of the folder (read in chunks, never whole) or bytes made
+    for the repo (the card)."""
+
+    def __init__(self, path: str, source: Path | None = None, data: bytes | None = None) -> None:
+        self.path, self.source, self.data = path, source, data
+        assert (source is None) != (data is None), "give a source file or data"
+        self.size = len(data) if data is not None else Path(str(source)).stat().st_size
+        self._sha256: str | None = None
+        self._git_oid: str | None = None
+
+    def chunks(self) -> Any:
+        if self.data is not None:
+            yield self.data
+            return
+        with open(self.source, "rb") as f:  # type: ignore[arg-type]
+            while chunk := f.read(2**20):
+                yield chunk
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            for chunk in self.chunks():
+                digest.update(chunk)
+            self._sha256 = digest.hexdigest()
+        return self._sha256
 
     @property
     def git_oid(self) -> str:
-        return hashlib.sha1(b"blob %d\0" % len(self.data) + self.data).hexdigest()
+        """The git blob id: sha1 of `blob SIZE`, a NUL byte and the content."""
+        if self._git_oid is None:
+            digest = hashlib.sha1(b"blob %d\0" % self.size)
+            for chunk in self.chunks():
+                digest.update(chunk)
+            self._git_oid = digest.hexdigest()
+        return self._git_oid
+
+    @property
+    def content(self) -> bytes | str:
+        """What the Hub client uploads: the bytes, or the path to read them from."""
+        return self.data if self.data is not None else str(self.source)
 
 
 def resolve_token(token: str | None = None) -> str:
@@ -140,14 +170,14 @@ def dataset_files(folder: Path, repo_id: str) -> dict[str, LocalFile]:
     if not card.is_file() or not (folder / "manifest.json").is_file():
         raise FactoryError("not a dataset folder (no README.md and manifest.json)", path=folder,
                            hint="give the --out folder of `factory distill` or `factory filter`")
-    files = {"README.md": LocalFile("README.md", publish_card(folder, repo_id).encode()),
-             "manifest.json": LocalFile("manifest.json", (folder / "manifest.json").read_bytes())}
+    files = {"README.md": LocalFile("README.md", data=publish_card(folder, repo_id).encode()),
+             "manifest.json": LocalFile("manifest.json", folder / "manifest.json")}
     for name in MANAGED_FOLDERS:
         for path in sorted((folder / name).glob("*.parquet")):
             rel = path.relative_to(folder).as_posix()
-            files[rel] = LocalFile(rel, path.read_bytes())
+            files[rel] = LocalFile(rel, path)
     if (folder / REPORT_FILE).is_file():
-        files[REPORT_FILE] = LocalFile(REPORT_FILE, (folder / REPORT_FILE).read_bytes())
+        files[REPORT_FILE] = LocalFile(REPORT_FILE, folder / REPORT_FILE)
     return files
 
 
@@ -182,12 +212,12 @@ def plan_commits(local: dict[str, LocalFile], changed: list[str], stale: list[st
     if not changed and not stale:
         return []
     data = [p for p in changed if p.startswith(MANAGED_FOLDERS)]
-    if len(data) <= max_files and sum(len(local[p].data) for p in data) <= max_bytes:
+    if len(data) <= max_files and sum(local[p].size for p in data) <= max_bytes:
         return [(list(changed), list(stale))]
     batches: list[list[str]] = []
     size = 0
     for path in data:
-        n = len(local[path].data)
+        n = local[path].size
         if not batches or len(batches[-1]) >= max_files or (batches[-1] and size + n > max_bytes):
             batches.append([])
             size = 0
@@ -208,7 +238,7 @@ def commit_changes(api: Any, repo_id: str, branch: str, local: dict[str, LocalFi
     deletes = [p for p in deletes if p in remote]
     if not adds and not deletes:
         return None
-    operations: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=local[p].data)
+    operations: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=local[p].content)
                              for p in adds]
     operations += [CommitOperationDelete(path_in_repo=p) for p in deletes]
     info = api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset",

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-REPO = r"(?P<type>datasets|models|spaces)/(?P<repo>[^/]+/[^/]+?)"
+REPO = r"(?P<rtype>datasets|models|spaces)/(?P<repo>[^/]+/[^/]+?)"
 REV = r"(?P<rev>[^/]+)"
 # Files the Hub stores through LFS: binary data files (the real Hub decides from .gitattributes
 # and the content; an extension list is enough for what the factory uploads).
@@ -51,7 +51,8 @@ def git_blob_oid(data: bytes) -> str:
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:
-    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+    text = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n"
+    return text.encode()
 
 
 class HubState:
@@ -344,8 +345,8 @@ class HubHandler(BaseHTTPRequestHandler):
             self.hub.state.create(rtype, repo, bool(private), user)
         self._json(200, {"url": f"{self.hub.url}/{rtype}/{repo}", "name": repo})
 
-    def repo_info(self, type: str, repo: str, body: bytes, rev: str = "main") -> None:  # noqa: A002
-        meta = self._repo(type, repo)
+    def repo_info(self, rtype: str, repo: str, body: bytes, rev: str = "main") -> None:
+        meta = self._repo(rtype, repo)
         if meta is None:
             return
         oid = self._revision(meta, rev)
@@ -359,13 +360,13 @@ class HubHandler(BaseHTTPRequestHandler):
             "siblings": [{"rfilename": p} for p in sorted(commit["files"])],
         })
 
-    def create_branch(self, type: str, repo: str, rev: str, body: bytes) -> None:  # noqa: A002
-        meta = self._repo(type, repo, write=True)
+    def create_branch(self, rtype: str, repo: str, rev: str, body: bytes) -> None:
+        meta = self._repo(rtype, repo, write=True)
         if meta is None:
             return
         branch = unquote(rev)
         with self.hub.state.lock:
-            meta = self.hub.state.load(type, unquote(repo))
+            meta = self.hub.state.load(rtype, unquote(repo))
             assert meta is not None
             if branch in meta["branches"]:
                 self._json(409, {"error": "Reference already exists"})
@@ -376,22 +377,22 @@ class HubHandler(BaseHTTPRequestHandler):
                 self._error(404, "RevisionNotFound", f"Invalid rev id: {start}")
                 return
             meta["branches"][branch] = oid
-            self.hub.state.save(type, unquote(repo), meta)
+            self.hub.state.save(rtype, unquote(repo), meta)
         self._json(200, {})
 
-    def refs(self, type: str, repo: str, body: bytes) -> None:  # noqa: A002
-        meta = self._repo(type, repo)
+    def refs(self, rtype: str, repo: str, body: bytes) -> None:
+        meta = self._repo(rtype, repo)
         if meta is None:
             return
         branches = [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid}
                     for b, oid in meta["branches"].items()]
         self._json(200, {"branches": branches, "tags": [], "converts": []})
 
-    def list_commits(self, type: str, repo: str, rev: str, body: bytes) -> None:  # noqa: A002
-        meta = self._repo(type, repo)
+    def list_commits(self, rtype: str, repo: str, rev: str, body: bytes) -> None:
+        meta = self._repo(rtype, repo)
         if meta is None or self._revision(meta, rev) is None:
             return
-        oids = self.hub.commits(unquote(repo), unquote(rev), type)
+        oids = self.hub.commits(unquote(repo), unquote(rev), rtype)
         self._json(200, [{"id": oid, "title": meta["commits"][oid]["message"], "message": "",
                           "authors": [], "date": meta["commits"][oid]["date"]} for oid in oids])
 
@@ -417,8 +418,8 @@ class HubHandler(BaseHTTPRequestHandler):
 
     # -- upload --------------------------------------------------------------------------------
 
-    def preupload(self, type: str, repo: str, rev: str, body: bytes) -> None:  # noqa: A002
-        meta = self._repo(type, repo, write=True)
+    def preupload(self, rtype: str, repo: str, rev: str, body: bytes) -> None:
+        meta = self._repo(rtype, repo, write=True)
         if meta is None:
             return
         oid = self._revision(meta, rev)
@@ -437,8 +438,8 @@ class HubHandler(BaseHTTPRequestHandler):
                            "shouldIgnore": False, "oid": remote_oid})
         self._json(200, {"files": answer})
 
-    def lfs_batch(self, type: str, repo: str, body: bytes) -> None:  # noqa: A002
-        if self._repo(type, repo, write=True) is None:
+    def lfs_batch(self, rtype: str, repo: str, body: bytes) -> None:
+        if self._repo(rtype, repo, write=True) is None:
             return
         payload = json.loads(body)
         objects = []
@@ -459,12 +460,12 @@ class HubHandler(BaseHTTPRequestHandler):
         self.hub.state.put_object(body)
         self._json(200, {})
 
-    def commit(self, type: str, repo: str, rev: str, body: bytes) -> None:  # noqa: A002
-        meta = self._repo(type, repo, write=True)
+    def commit(self, rtype: str, repo: str, rev: str, body: bytes) -> None:
+        meta = self._repo(rtype, repo, write=True)
         if meta is None:
             return
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
-        status, answer = self.hub.state.commit(type, unquote(repo), unquote(rev), lines)
+        status, answer = self.hub.state.commit(rtype, unquote(repo), unquote(rev), lines)
         if status == 404 and "rev id" in answer["error"]:
             self._error(404, "RevisionNotFound", answer["error"])
             return
@@ -500,8 +501,8 @@ class HubHandler(BaseHTTPRequestHandler):
                 out.append(self._entry(path, files[path]))
         return out
 
-    def tree(self, type: str, repo: str, rev: str, body: bytes, path: str = "") -> None:  # noqa: A002
-        meta = self._repo(type, repo)
+    def tree(self, rtype: str, repo: str, rev: str, body: bytes, path: str = "") -> None:
+        meta = self._repo(rtype, repo)
         if meta is None:
             return
         oid = self._revision(meta, rev)
@@ -515,8 +516,8 @@ class HubHandler(BaseHTTPRequestHandler):
             return
         self._json(200, entries)
 
-    def paths_info(self, type: str, repo: str, rev: str, body: bytes) -> None:  # noqa: A002
-        meta = self._repo(type, repo)
+    def paths_info(self, rtype: str, repo: str, rev: str, body: bytes) -> None:
+        meta = self._repo(rtype, repo)
         if meta is None:
             return
         oid = self._revision(meta, rev)
@@ -539,8 +540,8 @@ class HubHandler(BaseHTTPRequestHandler):
         self._json(200, out)
 
     def resolve(self, repo: str, rev: str, path: str, body: bytes,
-                type: str = "models") -> None:  # noqa: A002
-        meta = self._repo(type, repo)
+                rtype: str = "models") -> None:
+        meta = self._repo(rtype, repo)
         if meta is None:
             return
         oid = self._revision(meta, rev)
@@ -558,8 +559,9 @@ class HubHandler(BaseHTTPRequestHandler):
         status, chunk = 200, data
         match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
         if match and data:
-            start = int(match.group(1)) if match.group(1) else max(len(data) - int(match.group(2)), 0)
-            end = int(match.group(2)) if match.group(1) and match.group(2) else len(data) - 1
+            first, last = match.group(1), match.group(2)
+            start = int(first) if first else max(len(data) - int(last), 0)
+            end = int(last) if first and last else len(data) - 1
             end = min(end, len(data) - 1)
             if start >= len(data):
                 self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
@@ -586,7 +588,35 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", rf"/api/{REPO}/tree/{REV}", "tree"),
         ("GET", rf"/api/{REPO}/tree/{REV}/(?P<path>.+)", "tree"),
         ("POST", rf"/api/{REPO}/paths-info/{REV}", "paths_info"),
-        ("GET", rf"/(?P<type>datasets|spaces)/(?P<repo>[^/]+/[^/]+)/resolve/{REV}/(?P<path>.+)",
+        ("GET", rf"/(?P<rtype>datasets|spaces)/(?P<repo>[^/]+/[^/]+)/resolve/{REV}/(?P<path>.+)",
          "resolve"),
     ]
 ]
+
+
+def main() -> None:
+    """Serve a test Hub until interrupted: `python tests/hub_server.py ROOT --token T:USER`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("root", type=Path, help="where repos and objects are stored")
+    parser.add_argument("--token", action="append", default=[],
+                        help="TOKEN:USER accepted for writes and private reads (repeatable)")
+    parser.add_argument("--port", type=int, default=0, help="default: any free port")
+    args = parser.parse_args()
+    tokens = dict(t.split(":", 1) for t in args.token)
+    server = HubServer(args.root, tokens)
+    handler = type("Handler", (HubHandler,), {"hub": server})
+    server._httpd = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    print(f"HF_ENDPOINT={server.url} HF_HUB_DISABLE_XET=1", flush=True)
+    try:
+        server._httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server.unknown:
+            print("requests the test hub does not know:", *server.unknown, sep="\n  ")
+
+
+if __name__ == "__main__":
+    main()

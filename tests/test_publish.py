@@ -93,7 +93,8 @@ out = []
 for repo, revision, config in json.loads(sys.argv[1]):
     try:
         ds = datasets.load_dataset(repo, config, revision=revision)
-        out.append({s: (list(ds[s]["id"]) if "id" in ds[s].column_names else len(ds[s])) for s in ds})
+        out.append({s: list(ds[s]["id"]) if "id" in ds[s].column_names else len(ds[s])
+                    for s in ds})
     except Exception as exc:
         out.append({"error": f"{type(exc).__name__}: {str(exc)[:300]}"})
 print(json.dumps(out))
