@@ -111,6 +111,9 @@ def distill(
     progress = LiveProgress()
     if pusher:
         pusher.say = progress.note
+        # a resumed run re-admits its cached rows first: no checkpoint push below what the
+        # folder (and so the Hub) already held
+        pusher.pushed_at = (folder.read_manifest() or {}).get("accepted", 0)
     console.print(f"[bold]factory distill[/] · task [bold]{loaded.name}[/] · "
                   f"{options.num_records} records → {target}")
     if quotas:
@@ -224,7 +227,7 @@ def _command_line() -> str:
     return shlex.join(["factory", *sys.argv[1:]])
 
 
-def _report(folder: OutputFolder, result, options, pusher: HubPusher | None = None) -> None:
+def _report(folder: OutputFolder, result, options, pusher=None) -> None:
     manifest = folder.read_manifest() or {}
     console.print(summary_table(manifest))
     console.print(f"Dataset: [bold]{folder.path}[/]  ·  load it with "
@@ -360,49 +363,10 @@ def _print_published(result) -> None:
                   + ")")
 
 
-class HubPusher:
-    """The distill run's hook after each write: publishes at the end of a run, and with
-    `every`, at each checkpoint once the accepted count passed another multiple of it.
-
-    A push during the run that fails is logged and retried at the next one; the last push's
-    failure stops the command with one line (the dataset folder is complete either way)."""
-
-    def __init__(self, repo_id: str, every: int | None, private: bool,
-                 revision: str | None) -> None:
-        self.repo_id, self.every = repo_id, every
-        self.private, self.revision = private, revision
-        self.pushed_at = 0
-        self.last = None
-        self.say = log.info
-
-    def __call__(self, run, final: bool) -> None:
-        from factory.publish import publish as publish_folder
-
-        if final and run.interrupted:
-            return
-        if not final and not (self.every and run.stats.accepted // self.every
-                              > self.pushed_at // self.every):
-            return
-        try:
-            self.last = publish_folder(run.out, self.repo_id, private=self.private,
-                                       revision=self.revision,
-                                       message=f"{'Final' if final else 'Checkpoint'}: "
-                                               f"{run.stats.accepted} rows accepted")
-        except FactoryError as exc:
-            if final:
-                raise
-            log.warning("checkpoint push failed: %s", exc)
-            self.say(f"push to {self.repo_id} failed, retrying at the next checkpoint: {exc}")
-            return
-        self.pushed_at = run.stats.accepted
-        if not final:
-            self.say(f"pushed {run.stats.accepted} accepted rows to {self.repo_id}")
-
-
 def _hub_pusher(repo_id: str | None, every: int | None, private: bool,
-                revision: str | None) -> HubPusher | None:
+                revision: str | None):
     """Checks the options (and that a token exists) before a run starts."""
-    from factory.publish import check_repo_id, resolve_token
+    from factory.publish import HubPusher, check_repo_id, resolve_token
 
     if repo_id is None:
         if every is not None or private or revision:

@@ -228,7 +228,6 @@ class HubServer:
 
 class HubHandler(BaseHTTPRequestHandler):
     hub: HubServer
-    routes: list[tuple[str, re.Pattern[str], str]] = []
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass

@@ -185,7 +185,7 @@ def test_the_card_metadata_parses_and_tells_how_the_data_was_made(folder, hub):
 
 
 def test_distill_pushes_at_checkpoints_and_at_the_end(hub, hub_env, tmp_path: Path):
-    from factory.cli import HubPusher
+    from factory.publish import HubPusher
 
     out = tmp_path / "live"
     pusher = HubPusher(f"{OWNER}/live", every=10, private=False, revision=None)
@@ -194,7 +194,7 @@ def test_distill_pushes_at_checkpoints_and_at_the_end(hub, hub_env, tmp_path: Pa
                        after_write=pusher))
     messages = [hub.state.load("datasets", f"{OWNER}/live")["commits"][oid]["message"]
                 for oid in hub.commits(f"{OWNER}/live")]
-    assert messages[0].startswith("Final: ") and messages[-1] == "initial commit"
+    assert messages[0] == "Final: 24 rows (train 24)" and messages[-1] == "initial commit"
     assert sum(m.startswith("Checkpoint: ") for m in messages) >= 2
     assert pusher.last is not None and pusher.last.commits
     assert load_from_hub(hub_env, (f"{OWNER}/live", None, None))[0] == local_ids(out)
