@@ -5,9 +5,9 @@
 
 A row's place depends only on its `id`, the run seed and the other rows' labels and ids, never
 on the order rows arrived in: each label's rows are ordered by a hash of (seed, id), and the
-first ones go to the held-out splits. Each split gets round(N x ratio) rows in all, shared out
-across the labels in proportion to their size (largest remainder), so every label keeps its
-share in every split.
+first ones go to the held-out splits. Each split gets N x ratio rows (rounded half up) in all,
+shared out across the labels in proportion to their size (largest remainder), so every label
+keeps its share in every split. Train always keeps at least one row.
 """
 
 from __future__ import annotations
@@ -69,8 +69,11 @@ def assign_splits(rows: list[dict[str, Any]], label: str, ratios: dict[str, floa
         group.sort(key=lambda r: _order_key(seed, r["id"]))
     sizes = {g: len(members) for g, members in groups.items()}
     taken = dict.fromkeys(groups, 0)
+    budget = len(rows) - 1  # train always keeps at least one row
     for name, ratio in ratios.items():
-        counts = _share_out(round(len(rows) * ratio), sizes, ratio)
+        total = min(math.floor(len(rows) * ratio + 0.5), max(budget, 0))
+        budget -= total
+        counts = _share_out(total, sizes, ratio)
         for g, k in counts.items():
             k = min(k, sizes[g] - taken[g])
             out[name].extend(groups[g][taken[g]:taken[g] + k])

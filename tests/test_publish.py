@@ -350,6 +350,8 @@ def test_splits_are_stratified_by_label_and_deterministic_by_seed():
     # 7 rows at 10%: one validation row in all, from the largest label
     small = assign_splits(rows[45:52], "label", {"validation": 0.1}, seed=0)
     assert len(small["validation"]) == 1 and len(small["train"]) == 6
+    two = assign_splits(rows[:2], "label", {"validation": 0.5, "test": 0.4}, seed=0)
+    assert [len(two[s]) for s in ("train", "validation", "test")] == [1, 1, 0]
 
 
 def test_split_options_and_config(task_dir: Path):
