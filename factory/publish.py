@@ -5,14 +5,15 @@
 
 What goes up: the card (`README.md`, its loading snippet rewritten with the repo id and its
 report section refreshed from `report/report.json`), `manifest.json`, `data/*.parquet`,
-`rejected/*.parquet` and `report/report.json` when it exists. Never the `.factory/` state, the
-response cache or the run log.
+`rejected/*.parquet`, and `report/report.json` and `report/report.html` when they exist.
+Never the `.factory/` state, the response cache or the run log.
 
 Every call compares the folder with the branch's files (sha256 for LFS files, the git blob id
 for the rest) and commits only what differs: a re-push of an unchanged folder commits nothing,
 and a push that failed half-way can simply be run again. Data files go up in commits of at most
-`max_files` files or `max_bytes` bytes; the card, the manifest and the removal of replaced data
-files come last, so every commit on the branch is a loadable dataset. Rate limits (429), server
+`max_files` files or `max_bytes` bytes when they do not fit in one; the card, the manifest and
+the removal of replaced data files come last, so every commit on the branch is a loadable
+dataset. Rate limits (429), server
 errors (5xx) and dropped connections are retried with exponential backoff, honouring
 `Retry-After`.
 
@@ -41,7 +42,8 @@ T = TypeVar("T")
 # Folders whose files the factory owns in the repo: a file there that the folder no longer has
 # (a data file replaced by a newer version) is deleted. Other files in the repo are left alone.
 MANAGED_FOLDERS = ("data/", "rejected/")
-REPORT_FILE = "report/report.json"
+# What `factory report` writes that a reader of the repo wants: the numbers and the page.
+REPORT_FILES = ("report/report.json", "report/report.html")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 # Retries: attempts per call, the longest wait between two, and the statuses worth retrying.
 MAX_ATTEMPTS = 6
@@ -220,8 +222,9 @@ def dataset_files(folder: Path, repo_id: str) -> dict[str, LocalFile]:
         for path in sorted((folder / name).glob("*.parquet")):
             rel = path.relative_to(folder).as_posix()
             files[rel] = LocalFile(rel, path)
-    if (folder / REPORT_FILE).is_file():
-        files[REPORT_FILE] = LocalFile(REPORT_FILE, folder / REPORT_FILE)
+    for name in REPORT_FILES:
+        if (folder / name).is_file():
+            files[name] = LocalFile(name, folder / name)
     return files
 
 

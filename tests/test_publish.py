@@ -156,7 +156,12 @@ def test_the_card_metadata_parses_and_tells_how_the_data_was_made(folder, hub):
     (folder / "report" / "report.json").write_text(json.dumps(
         {"headline": {"student accuracy (real test set)": 0.8125, "rows checked": 24,
                       "verdict": "usable"}, "details": {"ignored": [1, 2]}}))
+    (folder / "report" / "report.html").write_text("<html><body>report</body></html>")
+    (folder / "report" / "spot_check.csv").write_text("id,verdict\n")
     publish(folder, f"{OWNER}/tickets")
+    published = hub.files(f"{OWNER}/tickets")
+    assert {"report/report.json", "report/report.html"} <= set(published)
+    assert "report/spot_check.csv" not in published
     card = DatasetCard(remote_card(hub, f"{OWNER}/tickets"))
     data = card.data.to_dict()
     assert data["license"] == "unknown" and data["language"] == ["en"]
