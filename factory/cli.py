@@ -343,7 +343,8 @@ def publish(
     quiet_third_parties()
     console.print(f"[bold]factory publish[/] · {folder} → {repo_id}"
                   + (f" (branch {revision})" if revision else ""))
-    result = publish_folder(folder, repo_id, private=private, revision=revision, message=message)
+    result = publish_folder(folder, repo_id, private=private, revision=revision, message=message,
+                            say=lambda line: console.print(f"[yellow]·[/] {line}"))
     _print_published(result)
 
 

@@ -128,9 +128,11 @@ def check_repo_id(repo_id: str) -> str:
 
 def publish(folder: Path, repo_id: str, *, private: bool = False, revision: str | None = None,
             message: str | None = None, token: str | None = None, endpoint: str | None = None,
-            max_files: int = 50, max_bytes: int = 500 * 2**20) -> PublishResult:
+            max_files: int = 50, max_bytes: int = 500 * 2**20,
+            say: Callable[[str], None] | None = None) -> PublishResult:
     """Make branch `revision` (default main) of dataset repo `repo_id` hold the folder's
-    dataset files: creates the repo and the branch if missing, commits only what changed."""
+    dataset files: creates the repo and the branch if missing, commits only what changed.
+    `say` hears about retries (they are logged either way)."""
     from huggingface_hub import HfApi
 
     check_repo_id(repo_id)
@@ -141,7 +143,7 @@ def publish(folder: Path, repo_id: str, *, private: bool = False, revision: str 
                 token=resolve_token(token), library_name="distill-factory")
     branch = revision or "main"
     result = PublishResult(repo_id, branch, f"{api.endpoint}/datasets/{repo_id}")
-    call = _Caller(result)
+    call = _Caller(result, say)
     with hub_errors(repo_id):
         call(api.create_repo, repo_id, repo_type="dataset", private=private, exist_ok=True)
         if branch != "main":
@@ -187,7 +189,8 @@ class HubPusher:
             return
         try:
             self.last = publish(run.out, self.repo_id, private=self.private,
-                                revision=self.revision, message=_push_message(run.out, final))
+                                revision=self.revision, message=_push_message(run.out, final),
+                                say=self.say)
         except FactoryError as exc:
             if final:
                 raise
@@ -325,8 +328,9 @@ def retry_after(exc: BaseException) -> float | None:
 class _Caller:
     """Calls Hub functions with retries on transient errors, counting them in the result."""
 
-    def __init__(self, result: PublishResult) -> None:
+    def __init__(self, result: PublishResult, say: Callable[[str], None] | None) -> None:
         self.result = result
+        self.say = say
 
     def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         from tenacity import (Retrying, retry_if_exception, stop_after_attempt,
@@ -342,9 +346,13 @@ class _Caller:
         def note(state: Any) -> None:
             self.result.retries += 1
             exc = state.outcome.exception()
-            log.warning("the Hub answered %s to %s; retrying in %.1fs (attempt %d of %d)",
-                        _status(exc) or type(exc).__name__, fn.__name__,
-                        state.next_action.sleep, state.attempt_number + 1, MAX_ATTEMPTS)
+            status = _status(exc)
+            what = f"the Hub answered {status}" if status else f"no answer ({type(exc).__name__})"
+            line = (f"{what} to {fn.__name__}; retrying in {state.next_action.sleep:.1f}s "
+                    f"(attempt {state.attempt_number + 1} of {MAX_ATTEMPTS})")
+            log.info("%s", line)
+            if self.say is not None:
+                self.say(line)
 
         for attempt in Retrying(retry=retry_if_exception(is_transient), wait=wait,
                                 stop=stop_after_attempt(MAX_ATTEMPTS), before_sleep=note,
