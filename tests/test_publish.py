@@ -72,6 +72,11 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     server = HubServer(tmp_path / "hub", tokens={TOKEN: OWNER}).start()
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
+    # huggingface_hub read these when it was imported: whatever it asks on its own (the agent
+    # registry for its user agent) goes to the test Hub too, and is cached under tmp_path
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", server.url)
+    monkeypatch.setattr("huggingface_hub.constants.AGENT_HARNESSES_PATH",
+                        str(tmp_path / "agent_harnesses.json"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_DISABLE_XET", True)
     yield server
     server.stop()
@@ -147,6 +152,7 @@ def test_publish_cli_then_load_dataset_gives_the_same_rows_and_splits(folder, hu
     texts = [done.stdout, done.stderr]
     texts += [p.read_bytes().decode("utf-8", "replace") for p in folder.rglob("*") if p.is_file()]
     assert not any(TOKEN in text for text in texts)
+    assert hub.unknown == []  # the test Hub answered every request the clients made
 
 
 def test_the_card_metadata_parses_and_tells_how_the_data_was_made(folder, hub):
