@@ -24,6 +24,7 @@ from factory.errors import FactoryError
 from factory.logs import quiet_third_parties, run_log
 from factory.output import STATE_DIR, OutputFolder
 from factory.resources import factory_home
+from factory.splits import parse_splits
 from factory.tasks import Task, list_tasks, load_task
 
 log = logging.getLogger("factory.cli")
@@ -43,6 +44,13 @@ ConcurrencyOption = Annotated[Optional[int], typer.Option(
 TaskOption = Annotated[str, typer.Option("--task", "-t", help="Built-in task name or YAML path.")]
 SeedsOption = Annotated[Optional[Path], typer.Option(
     "--seeds", help="Seed examples file (JSONL or CSV) instead of the task's own.")]
+SplitsOption = Annotated[Optional[str], typer.Option(
+    help="Held-out splits, e.g. validation=0.1,test=0.1, stratified by the task's label "
+         "(default: the task's `splits`; train only if none).")]
+PrivateOption = Annotated[bool, typer.Option(
+    "--private", help="Create the Hub repo as private (an existing repo keeps its setting).")]
+RevisionOption = Annotated[Optional[str], typer.Option(
+    help="Publish to this branch of the repo (created from main if missing).")]
 
 
 @app.command()
@@ -86,6 +94,14 @@ def distill(
     ] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the estimate (requests, tokens, cost) and stop.")] = False,
+    splits: SplitsOption = None,
+    push_to_hub: Annotated[Optional[str], typer.Option(
+        help="Publish the dataset to this Hub repo (OWNER/NAME) at the end of the run.")] = None,
+    push_every: Annotated[Optional[int], typer.Option(
+        min=1, help="With --push-to-hub: also publish each time this many more rows were "
+                    "accepted.")] = None,
+    private: PrivateOption = False,
+    revision: RevisionOption = None,
 ) -> None:
     """Generate, validate and write a dataset for TASK."""
     from factory.pipeline import RunOptions
@@ -93,6 +109,8 @@ def distill(
     from factory.teachers import make_teacher
 
     quiet_third_parties()
+    ratios = parse_splits(splits) if splits is not None else None
+    pusher = _hub_pusher(push_to_hub, push_every, private, revision)
     loaded = load_task(task, seeds_path=str(seeds) if seeds else None)
     judge_spec = _judge_spec(loaded, judge)
     _trial_render(loaded)
@@ -114,8 +132,15 @@ def distill(
     options = RunOptions(out=target, num_records=wanted, seed=seed, batch_size=batch_size,
                          command=_command_line(), checkpoint_seconds=checkpoint_every,
                          quotas=quotas, decontaminate=decontaminate,
-                         decontaminate_field=decontaminate_field, budget=budget)
+                         decontaminate_field=decontaminate_field, budget=budget,
+                         splits=ratios, checkpoint_rows=push_every if pusher else None,
+                         after_write=pusher)
     progress = LiveProgress()
+    if pusher:
+        pusher.say = progress.note
+        # a resumed run re-admits its cached rows first: no checkpoint push below what the
+        # folder (and so the Hub) already held
+        pusher.pushed_at = (folder.read_manifest() or {}).get("accepted", 0)
     console.print(f"[bold]factory distill[/] · task [bold]{loaded.name}[/] · "
                   f"{options.num_records} records → {target}")
     if quotas:
@@ -146,7 +171,7 @@ def distill(
                 teach.close()
             if judge_teacher is not None and judge_teacher is not teach:
                 judge_teacher.close()
-    _report(folder, result, options)
+    _report(folder, result, options, pusher)
 
 
 @app.command()
@@ -289,11 +314,15 @@ def _command_line() -> str:
     return shlex.join(["factory", *sys.argv[1:]])
 
 
-def _report(folder: OutputFolder, result, options) -> None:
+def _report(folder: OutputFolder, result, options, pusher=None) -> None:
     manifest = folder.read_manifest() or {}
     console.print(summary_table(manifest))
     console.print(f"Dataset: [bold]{folder.path}[/]  ·  load it with "
                   f"datasets.load_dataset({str(folder.path)!r})")
+    if pusher is not None and pusher.last is not None:
+        _print_published(pusher.last)
+    elif pusher is not None and (result.interrupted or result.stopped):
+        console.print("[yellow]Not published:[/] the run did not finish.")
     if (result.stopped or result.interrupted) and not manifest.get("accepted"):
         console.print("No row is final yet: rows are written once their selection block fills.")
     if result.stopped == "budget":
@@ -435,6 +464,56 @@ def tasks_command(
             description = f"[red]invalid: {exc}[/]"
         table.add_row(name, "built-in" if builtin else str(path), description[:90])
     console.print(table)
+
+
+@app.command()
+def publish(
+    folder: Annotated[Path, typer.Argument(help="A dataset folder (the --out of distill).")],
+    repo_id: Annotated[str, typer.Option(help="The Hub dataset repo: OWNER/NAME.")],
+    private: PrivateOption = False,
+    revision: RevisionOption = None,
+    message: Annotated[Optional[str], typer.Option(help="The commit message.")] = None,
+) -> None:
+    """Publish a dataset folder to the Hugging Face Hub (only what changed is sent)."""
+    from factory.publish import publish as publish_folder
+
+    quiet_third_parties()
+    console.print(f"[bold]factory publish[/] · {folder} → {repo_id}"
+                  + (f" (branch {revision})" if revision else ""))
+    result = publish_folder(folder, repo_id, private=private, revision=revision, message=message,
+                            say=lambda line: console.print(f"[yellow]·[/] {line}"))
+    _print_published(result)
+
+
+def _print_published(result) -> None:
+    where = f"{result.url}" + (f" (branch {result.revision})" if result.revision != "main"
+                               else "")
+    if not result.commits:
+        console.print(f"[green]✓[/] {where} already holds this dataset: nothing to commit "
+                      f"({len(result.unchanged)} files unchanged).")
+        return
+    console.print(f"[green]✓[/] Published to {where}: {len(result.commits)} commit(s), "
+                  f"{len(result.uploaded)} files uploaded, {len(result.deleted)} removed, "
+                  f"{len(result.unchanged)} unchanged"
+                  + (f", {result.retries} retried requests" if result.retries else "") + ".")
+    console.print(f"Load it with datasets.load_dataset({result.repo_id!r}"
+                  + (f", revision={result.revision!r}" if result.revision != "main" else "")
+                  + ")")
+
+
+def _hub_pusher(repo_id: str | None, every: int | None, private: bool,
+                revision: str | None):
+    """Checks the options (and that a token exists) before a run starts."""
+    from factory.publish import HubPusher, check_repo_id, resolve_token
+
+    if repo_id is None:
+        if every is not None or private or revision:
+            raise FactoryError("needs --push-to-hub", field="--push-every/--private/--revision",
+                               hint="add --push-to-hub OWNER/NAME")
+        return None
+    check_repo_id(repo_id)
+    resolve_token()
+    return HubPusher(repo_id, every, private, revision)
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from factory import __version__
+from factory.splits import assign_splits
 from factory.tasks import Task, sha256_json
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 STATE_DIR = ".factory"
 # File names carry a hash of their rows: `datasets` keys its local cache on the card's file
 # names, so a folder rewritten with other rows must not reuse the names of the old ones.
-TRAIN_FILE = "data/train-00000-of-00001-{digest}.parquet"
+SPLIT_FILE = "data/{split}-00000-of-00001-{digest}.parquet"
+TRAIN_FILE = SPLIT_FILE.format(split="train", digest="{digest}")
 REJECTED_FILE = "rejected/rejected-00000-of-00001-{digest}.parquet"
 REJECTED_SCHEMA = pa.schema([
     ("reason", pa.string()), ("detail", pa.string()), ("slice", pa.string()),
@@ -103,28 +105,43 @@ class OutputFolder:
                 for c in run.rows]
         rejected = [rejected_row(c) for c in run.rejected]
         manifest = build_manifest(run, rows)
-        self.write_tables(rows, rejected, manifest, lambda m: dataset_card(run, m),
-                          REJECTED_SCHEMA, tags=["synthetic", "distillation", "factory"])
+        ratios = run_split_ratios(run)
+        label = run.task.config.slice_field
+        splits = assign_splits(rows, label, ratios, run.options.seed)
+        manifest["splits"] = {"rows": {k: len(v) for k, v in splits.items()},
+                              "ratios": ratios, "stratified_by": label if ratios else None,
+                              "seed": run.options.seed}
+        card = run.task.config.card
+        self.write_tables(splits, rejected, manifest, lambda m: dataset_card(run, m),
+                          REJECTED_SCHEMA, tags=["synthetic", "distillation", "factory",
+                                                 *card.tags],
+                          license=card.license,
+                          language=[run.task.config.filters.heuristics.language])
 
-    def write_tables(self, rows: list[dict[str, Any]], rejected: list[dict[str, Any]],
-                     manifest: dict[str, Any], card: Callable[[dict[str, Any]], str],
+    def write_tables(self, rows: list[dict[str, Any]] | dict[str, list[dict[str, Any]]],
+                     rejected: list[dict[str, Any]], manifest: dict[str, Any],
+                     card: Callable[[dict[str, Any]], str],
                      rejected_schema: pa.Schema | None = None, *,
-                     tags: list[str] | None = None) -> None:
-        """Rows, rejected rows, manifest and card (`card(manifest)` gives its body); the card's
-        YAML header declares the `default` and `rejected` configs."""
-        files = {
-            "train": self._put_rows(TRAIN_FILE, rows),
-            "rejected": self._put_rows(REJECTED_FILE, rejected, rejected_schema),
-        }
+                     tags: list[str] | None = None, license: str | None = None,
+                     language: list[str] | None = None) -> None:
+        """Rows (one list, or a list per split), rejected rows, manifest and card (`card(manifest)`
+        gives its body); the card's YAML header declares the `default` config with its splits
+        and the `rejected` config. A held-out split with no rows is left out."""
+        splits = rows if isinstance(rows, dict) else {"train": rows}
+        files = {name: self._put_rows(SPLIT_FILE.format(split=name, digest="{digest}"), part)
+                 for name, part in splits.items() if part or name == "train"}
+        files["rejected"] = self._put_rows(REJECTED_FILE, rejected, rejected_schema)
         manifest["files"] = files
-        header = card_header(files, len(rows), tags or ["factory"])
+        n_rows = sum(len(part) for part in splits.values())
+        header = card_header(files, n_rows, tags or ["factory"], license=license,
+                             language=language)
         _write_text(self.path / "README.md", f"---\n{header}\n---\n{card(manifest)}")
         _write_text(self.manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        for name in files.values():
-            folder = (self.path / name).parent
+        current = {Path(name).name for name in files.values()}
+        for folder in {(self.path / name).parent for name in files.values()}:
             leftovers = [*folder.glob("*.parquet"), *folder.glob(".*.tmp")]
             for stale in leftovers:  # earlier versions, and temporaries of a killed run
-                if stale.name != Path(name).name:
+                if stale.name not in current:
                     stale.unlink(missing_ok=True)
 
     def _put_rows(self, pattern: str, rows: list[dict[str, Any]],
@@ -310,31 +327,37 @@ def _size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def card_header(files: dict[str, str], n_rows: int, tags: list[str]) -> str:
-    """The card's YAML metadata: configs and splits, language, tags, size."""
+def card_header(files: dict[str, str], n_rows: int, tags: list[str], *,
+                license: str | None = None, language: list[str] | None = None) -> str:
+    """The card's YAML metadata: licence, language, task categories, size, tags, and the
+    configs with their splits (`default`: train and any held-out split; `rejected`)."""
+    splits = [{"split": name, "path": path} for name, path in files.items()
+              if name != "rejected"]
     return json_yaml({
+        "license": license or "unknown",
+        "language": language or ["en"],
+        "task_categories": ["text-classification", "text-generation"],
+        "size_categories": [_size_category(n_rows)],
+        "tags": list(dict.fromkeys(tags)),
         "configs": [
-            {"config_name": "default",
-             "data_files": [{"split": "train", "path": files["train"]}], "default": True},
+            {"config_name": "default", "data_files": splits, "default": True},
             {"config_name": "rejected",
              "data_files": [{"split": "train", "path": files["rejected"]}]},
         ],
-        "language": ["en"],
-        "tags": tags,
-        "task_categories": ["text-classification", "text-generation"],
-        "size_categories": [_size_category(n_rows)],
     })
 
 
+def run_split_ratios(run: RunRecord) -> dict[str, float]:
+    """The held-out split ratios: --splits if given, else the task config's."""
+    ratios = run.options.splits if run.options.splits is not None else run.task.config.splits
+    return {name: ratio for name, ratio in ratios.items() if ratio > 0}
+
+
 def dataset_card(run: RunRecord, manifest: dict[str, Any]) -> str:
-    """The card's body for a distill run."""
+    """The card's body for a distill run: what the data is, how it was made, how to use it."""
     task = run.task
-    drops = "\n".join(f"| {reason} | {n} |" for reason, n in manifest["dropped"].items())
     seeds_note = ("hand-written examples shipped with the factory, not real customer data"
                   if task.builtin else "from the task's seed file")
-    templates = "\n".join(f"- `{k}`: `{v['path']}` (sha256 `{v['sha256'][:16]}…`)"
-                          for k, v in manifest["templates"].items())
-    gen = task.config.generation
     lines = [
         f"# {task.name} (synthetic)",
         "",
@@ -346,46 +369,178 @@ def dataset_card(run: RunRecord, manifest: dict[str, Any]) -> str:
         "near-duplicate removal (against the run, the seed examples and any eval set), and "
         "diversity selection.",
         "",
-        "## How it was made",
-        "",
-        f"- Teacher: `{run.teacher.describe()}` (revision `{manifest['teacher']['revision']}`)",
-        f"- Sampling: temperature {gen.temperature}, top_p {gen.top_p}, max_tokens "
-        f"{gen.max_tokens}, one seed per request derived from run seed {manifest['seed']}",
-        f"- Templates:\n{templates}",
-        f"- Requests: {manifest['generated']}, accepted {manifest['accepted']} "
-        f"(acceptance {manifest['acceptance_rate']:.0%}), surplus {manifest['surplus']}",
-        f"- Config fingerprint: `{manifest['config_fingerprint'][:16]}…`",
-        "",
-        "| dropped because | rows |",
-        "|---|---|",
-        drops or "| (nothing dropped) | 0 |",
-        "",
-        "Dropped rows are kept for inspection: `load_dataset(DIR, 'rejected')`.",
-        "",
+        *load_section(),
+        *_splits_section(manifest),
+        *_made_section(run, manifest),
+        *_drops_section(manifest),
         *_filters_section(manifest),
         *_judge_section(manifest),
         *diversity_section(manifest),
+        *region("report", report_section(run.options.out)),
         "## Columns",
         "",
         "`id` (content hash), " + ", ".join(f"`{k}`" for k in task.config.fields)
         + ", `messages` (chat format for TRL's SFTTrainer), `provenance` (teacher, template "
         "hashes, seed example ids, attributes, sampling parameters and seed).",
         "",
+        *_use_section(task, manifest),
         "## Reproduce",
         "",
         "```",
-        manifest["command"] or f"factory distill --task {task.name}",
+        manifest["command"] or (f"factory distill --task {task.name} "
+                                f"-n {manifest['num_records']} --seed {manifest['seed']}"),
         "```",
         "",
-        "## Limitations",
-        "",
-        "Synthetic text from a language model: check a sample before training on it. Labels "
-        "are the ones the plan asked the teacher to write for"
-        + ("; the judge's scores are a model's opinion, not a human review."
-           if manifest.get("judge") else "; no judge has verified them."),
+        f"Same command, same task files, same teacher revision: same requests (run seed "
+        f"{manifest['seed']}); answers are cached, so a rerun in the same folder generates "
+        "nothing new.",
         "",
     ]
     return "\n".join(lines)
+
+
+def load_section(repo_id: str | None = None) -> list[str]:
+    """How to load the data; publishing rewrites it with the repo's id."""
+    where = repo_id or "DIR"
+    return region("load", [
+        "```python",
+        "import datasets",
+        f"ds = datasets.load_dataset({where!r})           # train (+ validation, test)",
+        f"rejected = datasets.load_dataset({where!r}, 'rejected', split='train')",
+        "```",
+        "",
+    ])
+
+
+def region(name: str, lines: list[str]) -> list[str]:
+    """A part of the card that publishing may rewrite, between two HTML comments."""
+    return [f"<!-- factory:{name} -->", *lines, f"<!-- /factory:{name} -->", ""]
+
+
+def replace_region(card: str, name: str, lines: list[str]) -> str:
+    """`card` with the region `name` holding `lines` (unchanged if the card has no such region)."""
+    start, end = f"<!-- factory:{name} -->", f"<!-- /factory:{name} -->"
+    if start not in card or end not in card:
+        return card
+    head, rest = card.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    return head + "\n".join([start, *lines, end]) + tail
+
+
+def _splits_section(manifest: dict[str, Any]) -> list[str]:
+    info = manifest.get("splits") or {}
+    rows = info.get("rows") or {"train": manifest["accepted"]}
+    lines = ["## Splits", "", "| split | rows |", "|---|---|",
+             *(f"| {name} | {n} |" for name, n in rows.items()), ""]
+    if info.get("ratios"):
+        ratios = ", ".join(f"{k} {v:g}" for k, v in info["ratios"].items())
+        lines += [f"Held-out splits ({ratios}) are stratified by `{info['stratified_by']}`: each "
+                  "label keeps its share in every split. A row's split follows from a hash of its "
+                  f"`id` and the run seed ({info['seed']}), not from the order rows arrived in.",
+                  ""]
+    else:
+        lines += ["Train only: no held-out split was asked for (task config `splits`, or "
+                  "`--splits validation=0.1,test=0.1`).", ""]
+    return lines
+
+
+def _made_section(run: RunRecord, manifest: dict[str, Any]) -> list[str]:
+    gen = run.task.config.generation
+    templates = "\n".join(f"  - `{k}`: `{v['path']}` (sha256 `{v['sha256']}`)"
+                           for k, v in manifest["templates"].items())
+    judge = manifest.get("judge")
+    seed_ids = sorted({s for c in run.rows for s in c.request.seed_ids})
+    return [
+        "## How it was made",
+        "",
+        f"- Teacher: `{run.teacher.describe()}` (revision `{manifest['teacher']['revision']}`)",
+        f"- Judge: `{judge['teacher']}`" if judge else "- Judge: none (no LLM judge ran)",
+        f"- Sampling: temperature {gen.temperature}, top_p {gen.top_p}, max_tokens "
+        f"{gen.max_tokens}, one seed per request derived from run seed {manifest['seed']}",
+        f"- Templates:\n{templates}",
+        f"- Seed examples: {manifest['seed_examples']} in the task, "
+        f"{run.task.config.seeds.per_request} per request as few-shot examples; the written "
+        f"rows were shown {len(seed_ids)} of them (each row's `provenance.seed_ids` says which)",
+        f"- Requests: {manifest['generated']}, accepted {manifest['accepted']} "
+        f"(acceptance {manifest['acceptance_rate']:.0%}), surplus {manifest['surplus']}",
+        f"- Config fingerprint: `{manifest['config_fingerprint']}`",
+        f"- Factory {manifest['versions'].get('factory', '?')}, finished "
+        f"{manifest['finished_at']}" + ("" if manifest["complete"] else
+                                       " — **incomplete: some label quotas were not met**"),
+        "",
+    ]
+
+
+_DEDUP_REASONS = {"exact_duplicate", "near_duplicate", "seed_copy", "contaminated"}
+
+
+def _stage_of(reason: str) -> str:
+    from filters.heuristics import HEURISTICS
+
+    if reason in HEURISTICS:
+        return "heuristics"
+    if reason in _DEDUP_REASONS:
+        return "dedup"
+    return {"judge": "judge", "not_selected": "select", "teacher_error": "teacher"}.get(
+        reason, "schema")
+
+
+def _drops_section(manifest: dict[str, Any]) -> list[str]:
+    drops = [f"| {_stage_of(reason)} | {reason} | {n} |"
+             for reason, n in manifest["dropped"].items()]
+    return [
+        "## What the filters dropped", "",
+        "| filter | dropped because | rows |", "|---|---|---|",
+        *(drops or ["| – | (nothing dropped) | 0 |"]),
+        f"| – | surplus (answers past a full pool, not judged) | {manifest['surplus']} |", "",
+        "Dropped rows are kept for inspection, with their reason: the `rejected` config.", "",
+    ]
+
+
+def _use_section(task: Task, manifest: dict[str, Any]) -> list[str]:
+    card = task.config.card
+    intended = card.intended_use or (
+        "Fine-tuning and evaluating small student models for this task, mixed with real data "
+        "where there is some. The `messages` column is ready for TRL's SFTTrainer.")
+    judged = manifest.get("judge")
+    limits = [
+        "Synthetic text from a language model: check a sample before training on it.",
+        "Labels are the ones the plan asked the teacher to write for"
+        + ("; the judge's scores are a model's opinion, not a human review."
+           if judged else "; no judge has verified them."),
+        "The teacher's own biases and gaps carry over; the filters catch form, not truth.",
+        "Evaluate a student on real data, not on the held-out splits alone: they come from the "
+        "same teacher as the training rows.",
+    ]
+    if card.limitations:
+        limits.append(card.limitations)
+    license_note = (f"Licence: `{card.license}`." if card.license != "unknown" else
+                    "Licence: not set in the task config (`card.license`); synthetic data "
+                    "follows the terms of the teacher model and of the seed examples.")
+    return ["## Intended use", "", intended, "", "## Limitations", "",
+            *(f"- {line}" for line in limits), "", license_note, ""]
+
+
+def report_section(folder: Path) -> list[str]:
+    """The validation report's headline numbers, when `factory report` wrote
+    `report/report.json` (a top-level `headline` object of name → number or string)."""
+    path = Path(folder) / "report" / "report.json"
+    try:
+        headline = json.loads(path.read_text(encoding="utf-8")).get("headline")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(headline, dict) or not headline:
+        return []
+    rows = [f"| {name} | {_cell(value)} |" for name, value in headline.items()
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool)]
+    return ["## Validation report", "",
+            "Headline numbers of `factory report` (details: `report/report.json`):", "",
+            "| measure | value |", "|---|---|", *rows, ""]
+
+
+def _cell(value: int | float | str) -> str:
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _filters_section(manifest: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from factory.budget import Budget
 from factory.cache import ResponseCache, ask, request_key
@@ -53,6 +53,13 @@ class RunOptions:
     decontaminate_field: str | None = None
     # Hard caps on what this invocation spends (--max-usd, --max-tokens) and the teacher's price.
     budget: Budget = field(default_factory=Budget)
+    # Held-out split ratios ({"validation": 0.1, ...}); None: the task config's `splits`.
+    splits: dict[str, float] | None = None
+    # Also write a checkpoint each time the accepted count passes a multiple of this.
+    checkpoint_rows: int | None = None
+    # Called after every write of the folder, with `final` True for the last one (publishing
+    # to the Hub hooks in here).
+    after_write: Callable[[RunResult, bool], None] | None = None
 
 
 @dataclass
@@ -133,6 +140,11 @@ class RunResult:
         return all(len(s.rows) >= s.quota for s in self.slices.values())
 
     @property
+    def rows(self) -> int:
+        """Rows that are final (in selected blocks)."""
+        return sum(len(s.rows) for s in self.slices.values())
+
+    @property
     def pending(self) -> int:
         """Candidates waiting in selection blocks that are not full yet (cached, not written)."""
         return sum(len(s.open) for s in self.slices.values())
@@ -155,6 +167,7 @@ def distill(task: Task, teacher: Teacher, options: RunOptions,
     out, timings, last_write = OutputFolder(options.out), run.timings, time.monotonic()
     if runs > 1:
         run.earlier_usd = ((out.read_manifest() or {}).get("spend") or {}).get("total_usd") or 0.0
+    last_rows = 0
     with timings("filter"):
         chain = build_filters(task, options.decontaminate, options.decontaminate_field)
     llm_judge = LLMJudge(task, judge_teacher, renderer, options.seed) if judge_teacher else None
@@ -172,14 +185,16 @@ def distill(task: Task, teacher: Teacher, options: RunOptions,
                 with timings("judge"):
                     judge(llm_judge, passed, cache, run, options.budget)
                 with timings("select"):
-                        admit(passed, run, selector)
+                    admit(passed, run, selector)
                 progress.update(run.stats)
                 warn_exhausted(slices, progress)
                 if options.budget.hit and not run.complete:
                     run.stopped = "budget"
                     progress.warn("Spending cap reached: writing what was accepted so far")
                     break
-                if time.monotonic() - last_write >= options.checkpoint_seconds:
+                if (time.monotonic() - last_write >= options.checkpoint_seconds
+                        or _passed_multiple(options.checkpoint_rows, run.rows, last_rows)):
+                    last_rows = run.rows
                     write(out, task, teacher, options, run, selection(run),
                           llm_judge=llm_judge)
                     last_write = time.monotonic()
@@ -209,6 +224,12 @@ def write(out: OutputFolder, task: Task, teacher: Teacher, options: RunOptions,
         out.write(RunRecord(task, teacher, options, run, selection.rows,
                             run.rejected + selection.not_selected, diversity,
                             llm_judge.summary() if llm_judge else None))
+    if options.after_write is not None:
+        options.after_write(run, final)
+
+
+def _passed_multiple(every: int | None, now: int, before: int) -> bool:
+    return every is not None and every > 0 and now // every > before // every
 
 
 # -- plan ------------------------------------------------------------------------------------

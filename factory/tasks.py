@@ -165,6 +165,32 @@ class FiltersSpec(Strict):
     select: SelectSpec = SelectSpec()
 
 
+SPLIT_NAMES = ("validation", "test")
+
+
+def check_split_ratios(ratios: dict[str, float]) -> dict[str, float]:
+    """Held-out split ratios: names validation and test, each in [0, 1), together below 1."""
+    for name, ratio in ratios.items():
+        if name not in SPLIT_NAMES:
+            raise ValueError(f"splits: unknown split {name!r}; use validation and/or test")
+        if not 0.0 <= ratio < 1.0:
+            raise ValueError(f"splits.{name}: {ratio} is not in [0, 1)")
+    if sum(ratios.values()) >= 1.0:
+        raise ValueError("splits: the ratios must add up to less than 1 (train keeps the rest)")
+    return ratios
+
+
+class CardSpec(Strict):
+    """What the dataset card says that the factory cannot know by itself."""
+
+    # A Hub licence id (https://huggingface.co/docs/hub/repositories-licenses). Synthetic data
+    # inherits the terms of the teacher model and of the seed examples: check both.
+    license: str = "unknown"
+    tags: list[str] = Field(default_factory=list)
+    intended_use: str | None = None
+    limitations: str | None = None
+
+
 class TaskConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str
@@ -180,9 +206,14 @@ class TaskConfig(Strict):
     generation: GenerationSpec = GenerationSpec()
     student: StudentSpec
     filters: FiltersSpec = FiltersSpec()
+    # Held-out splits cut from the accepted rows, stratified by the first label, e.g.
+    # {validation: 0.1, test: 0.1}; train keeps the rest. Empty: train only.
+    splits: dict[str, float] = Field(default_factory=dict)
+    card: CardSpec = CardSpec()
 
     @model_validator(mode="after")
     def _check_references(self) -> TaskConfig:
+        check_split_ratios(self.splits)
         for name, spec in self.labels.items():
             if name not in self.fields:
                 raise ValueError(f"labels.{name}: not a field; add it under `fields`")
