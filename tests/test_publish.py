@@ -199,9 +199,11 @@ def test_distill_pushes_at_checkpoints_and_at_the_end(hub, hub_env, tmp_path: Pa
     from factory.publish import HubPusher
 
     out = tmp_path / "live"
-    pusher = HubPusher(f"{OWNER}/live", every=10, private=False, revision=None)
+    # Rows become final a selection block at a time (4 rows per slice here): small batches let
+    # the slices finish their blocks at different times.
+    pusher = HubPusher(f"{OWNER}/live", every=4, private=False, revision=None)
     distill(load_task("support-tickets"), ScriptedTeacher(),
-            RunOptions(out=out, num_records=24, seed=1, batch_size=8, checkpoint_rows=10,
+            RunOptions(out=out, num_records=24, seed=1, batch_size=4, checkpoint_rows=4,
                        after_write=pusher))
     messages = [hub.state.load("datasets", f"{OWNER}/live")["commits"][oid]["message"]
                 for oid in hub.commits(f"{OWNER}/live")]
