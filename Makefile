@@ -36,6 +36,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_generate.py
 	$(PY) scripts/bench_minhash.py
+	$(PY) scripts/bench_api.py
 
 clean:
 	rm -rf $(VENV) runs build dist

@@ -303,7 +303,8 @@ def filter_summary(task: Task) -> dict[str, Any]:
                    "ngram": spec.dedup.ngram, "num_perm": spec.dedup.num_perm,
                    "threshold": spec.dedup.threshold, "against_seeds": spec.dedup.against_seeds}
                   if spec.dedup.enabled else False),
-        "select": {"method": spec.select.method, "pool": spec.select.pool},
+        "select": {"method": spec.select.method, "pool": spec.select.pool,
+                   "block": spec.select.block},
     }
 
 
@@ -563,8 +564,10 @@ def _filters_section(manifest: dict[str, Any]) -> list[str]:
                      "wins; also against the seed examples and any decontamination set")
     sel = f["select"]
     if sel["method"] == "k-center":
-        lines.append(f"- select: each label slice collects {sel['pool']}× its quota, and greedy "
-                     "k-center on sentence embeddings keeps the most spread-out rows")
+        lines.append(f"- select: in blocks of {sel.get('block', 8)} rows per label slice, "
+                     f"{sel['pool']}× as many candidates are collected and greedy k-center on "
+                     "sentence embeddings keeps the most spread-out rows (also far from the "
+                     "slice's earlier blocks)")
     return lines + [""]
 
 
