@@ -141,12 +141,17 @@ class APITeacher:
         finished: asyncio.Queue[asyncio.Task[TeachResult]] = asyncio.Queue()
         for task in tasks:
             task.add_done_callback(finished.put_nowait)
+        done_count = 0
         try:
-            for done_count in range(1, len(tasks) + 1):
-                result = self._loop.run_until_complete(finished.get()).result()
-                if on_answer:
-                    on_answer(done_count, len(requests))
-                yield result
+            while done_count < len(tasks):
+                ready = [self._loop.run_until_complete(finished.get())]
+                while not finished.empty():  # everything that finished meanwhile, at once
+                    ready.append(finished.get_nowait())
+                for task in ready:
+                    done_count += 1
+                    if on_answer:
+                        on_answer(done_count, len(requests))
+                    yield task.result()
         finally:
             pending = [t for t in tasks if not t.done()]
             for task in pending:
@@ -156,9 +161,23 @@ class APITeacher:
 
     async def _one(self, request: TeachRequest, gate: asyncio.Semaphore) -> TeachResult:
         reserve = estimate_tokens(request.messages) + request.sampling.max_tokens
+        try:  # the first attempt outside tenacity: most requests need no other
+            async with gate:
+                await self.limiter.acquire(reserve)
+                return await self._call(request, reserve)
+        except Retryable as exc:
+            self.counts[f"retry:{exc.reason}"] += 1
+            if self.options.max_retries == 0:
+                self.counts[f"failed:{exc.reason}"] += 1
+                return TeachResult(request.key, "", error=f"{exc.reason} after 1 attempt: {exc}")
+            first_wait = 0.0 if exc.wait is not None else 0.5
+        except FailedRequest as exc:
+            self.counts[f"failed:{exc.reason}"] += 1
+            return TeachResult(request.key, "", error=f"{exc.reason}: {exc}")
+        await asyncio.sleep(first_wait)
         try:
             async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(self.options.max_retries + 1),
+                    stop=stop_after_attempt(self.options.max_retries),
                     wait=self._wait, retry=retry_if_exception(lambda e: isinstance(e, Retryable)),
                     before_sleep=self._count_retry, reraise=False):
                 with attempt:

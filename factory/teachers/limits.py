@@ -127,6 +127,8 @@ class RateLimiter:
         self._lock = asyncio.Lock()
 
     async def acquire(self, tokens: int = 0) -> None:
+        if self.requests is None and self.tokens is None and self.paused_until <= 0:
+            return  # no limit known and never paused: nothing to wait for
         async with self._lock:  # first come, first served
             while True:
                 wait = self.paused_until - time.monotonic()
