@@ -121,9 +121,11 @@ def summary_table(manifest: dict) -> Table:
     table.add_row("teacher", f"{manifest['teacher']['kind']}:{manifest['teacher']['model']}")
     spend = manifest.get("spend") or {}
     if spend.get("usd"):
-        table.add_row("spent", f"${spend['usd']:,.4f} this run · ${spend['total_usd']:,.4f} in all")
+        table.add_row("spent", f"${spend['usd']:,.4f} this run · "
+                               f"${spend['total_usd']:,.4f} in all")
     retries = (manifest.get("teacher_stats") or {}).get("retries")
     if retries:
         table.add_row("retries", ", ".join(f"{k} {v}" for k, v in retries.items()))
-    table.add_row("time", " · ".join(f"{k} {_duration(v)}" for k, v in manifest["timings"].items()))
+    timings = manifest["timings"].items()
+    table.add_row("time", " · ".join(f"{k} {_duration(v)}" for k, v in timings))
     return table

@@ -325,6 +325,13 @@ class HubHandler(BaseHTTPRequestHandler):
             self._error(404, "RevisionNotFound", f"Invalid rev id: {unquote(rev)}")
         return oid
 
+    def _commit(self, rtype: str, repo: str, rev: str, *,
+                write: bool = False) -> tuple[dict[str, Any], str] | None:
+        """The repo's metadata and the commit `rev` names, or None after answering the error."""
+        meta = self._repo(rtype, repo, write=write)
+        oid = self._revision(meta, rev) if meta is not None else None
+        return (meta, oid) if meta is not None and oid is not None else None
+
     # -- repos ---------------------------------------------------------------------------------
 
     def create_repo(self, body: bytes) -> None:
@@ -345,12 +352,10 @@ class HubHandler(BaseHTTPRequestHandler):
         self._json(200, {"url": f"{self.hub.url}/{rtype}/{repo}", "name": repo})
 
     def repo_info(self, rtype: str, repo: str, body: bytes, rev: str = "main") -> None:
-        meta = self._repo(rtype, repo)
-        if meta is None:
+        found = self._commit(rtype, repo, rev)
+        if found is None:
             return
-        oid = self._revision(meta, rev)
-        if oid is None:
-            return
+        meta, oid = found
         commit = meta["commits"][oid]
         self._json(200, {
             "id": unquote(repo), "_id": unquote(repo), "author": meta["owner"], "sha": oid,
@@ -418,12 +423,10 @@ class HubHandler(BaseHTTPRequestHandler):
     # -- upload --------------------------------------------------------------------------------
 
     def preupload(self, rtype: str, repo: str, rev: str, body: bytes) -> None:
-        meta = self._repo(rtype, repo, write=True)
-        if meta is None:
+        found = self._commit(rtype, repo, rev, write=True)
+        if found is None:
             return
-        oid = self._revision(meta, rev)
-        if oid is None:
-            return
+        meta, oid = found
         current = meta["commits"][oid]["files"]
         answer = []
         for f in json.loads(body)["files"]:
@@ -501,12 +504,10 @@ class HubHandler(BaseHTTPRequestHandler):
         return out
 
     def tree(self, rtype: str, repo: str, rev: str, body: bytes, path: str = "") -> None:
-        meta = self._repo(rtype, repo)
-        if meta is None:
+        found = self._commit(rtype, repo, rev)
+        if found is None:
             return
-        oid = self._revision(meta, rev)
-        if oid is None:
-            return
+        meta, oid = found
         files = meta["commits"][oid]["files"]
         base = unquote(path)
         entries = self._entries(files, base, self.query.get("recursive") in ("1", "true", "True"))
@@ -516,12 +517,10 @@ class HubHandler(BaseHTTPRequestHandler):
         self._json(200, entries)
 
     def paths_info(self, rtype: str, repo: str, rev: str, body: bytes) -> None:
-        meta = self._repo(rtype, repo)
-        if meta is None:
+        found = self._commit(rtype, repo, rev)
+        if found is None:
             return
-        oid = self._revision(meta, rev)
-        if oid is None:
-            return
+        meta, oid = found
         files = meta["commits"][oid]["files"]
         ctype = self.headers.get("Content-Type", "")
         if "json" in ctype:
@@ -540,12 +539,10 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def resolve(self, repo: str, rev: str, path: str, body: bytes,
                 rtype: str = "models") -> None:
-        meta = self._repo(rtype, repo)
-        if meta is None:
+        found = self._commit(rtype, repo, rev)
+        if found is None:
             return
-        oid = self._revision(meta, rev)
-        if oid is None:
-            return
+        meta, oid = found
         f = meta["commits"][oid]["files"].get(unquote(path))
         if f is None:
             self._error(404, "EntryNotFound", f"{unquote(path)} does not exist")

@@ -2,9 +2,9 @@
 
 It answers every request with a support ticket (JSON) composed from the request's `seed`, after
 a fixed delay, and can enforce a request-per-minute limit the way hosted APIs do (429 with
-Retry-After), throttle every Nth request, advertise the limit in `x-ratelimit-*` headers, refuse `response_format`, and check a key.
-`GET /stats` gives what it saw. It is the stand-in for a hosted API where the API is not the
-subject; tests/test_api_teacher.py runs the real vLLM server too.
+Retry-After), throttle every Nth request, advertise the limit in `x-ratelimit-*` headers, refuse
+`response_format`, and check a key. `GET /stats` gives what it saw. It is the stand-in for a
+hosted API where the API is not the subject; tests/test_api_vllm.py runs the real vLLM server.
 
     python tests/openai_stub.py --delay 0.2 --rpm 600   # prints "PORT <n>" when ready
 """

@@ -28,7 +28,7 @@ from tests.hub_server import HubServer
 from tests.test_pipeline import ScriptedTeacher
 
 # A recognisable fake token: it must never reach the terminal or a file of the dataset folder.
-TOKEN = "hf_FAKEdistillFactoryToken0123456789abcdef"
+TOKEN = "test-hub-token-for-factory-tests"
 OWNER = "alice"
 SPLITS = {"validation": 0.25, "test": 0.125}
 
