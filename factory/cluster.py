@@ -1,0 +1,82 @@
+"""Connecting to Ray for `--engine ray`: an existing cluster, or a local instance for this run.
+
+`--ray-address ADDRESS` (or the `RAY_ADDRESS` environment variable) joins a running cluster
+(`ray start --head` on one node, `ray start --address HEAD:6379` on the others). Without either,
+a local Ray instance is started for the run and stopped at its end. Every node needs this package
+installed at the same version (`pip install 'distill-factory[ray,gpu]'`): Ray workers import
+`factory` and `filters` from their own Python environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from factory.errors import FactoryError
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise FactoryError("--engine ray needs Ray, which is not installed", field="--engine",
+                           hint="pip install 'distill-factory[ray]', or use --engine local") from exc
+    return ray
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise FactoryError(f"unknown engine {engine!r}", field="--engine",
+                           hint="use local (this process) or ray (a Ray cluster)")
+    return engine
+
+
+def describe_address(address: str | None) -> str:
+    """Where the run's Ray work goes, for logs and the manifest (no credentials in it)."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        return "local instance"
+    # `ray://user:token@host:10001` style addresses: keep the scheme and host only.
+    scheme, sep, rest = address.rpartition("://")
+    host = rest.rsplit("@", 1)[-1]
+    return f"{scheme}{sep}{host}"
+
+
+@contextmanager
+def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[Any]:
+    """`ray` connected for the duration of the block. A local instance started here is shut
+    down at the end; a cluster that was already running is only disconnected from."""
+    ray = import_ray()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():  # a caller (a test, a notebook) connected already
+        yield ray
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Ray Data's progress bars would interleave with the CLI's own progress line.
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
+                                  configure_logging=False)
+    if address:
+        log.info("joining the Ray cluster at %s", describe_address(address))
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError) as exc:
+            raise FactoryError(f"cannot reach the Ray cluster at {describe_address(address)}",
+                               field="--ray-address",
+                               hint="start it with `ray start --head`, or leave --ray-address "
+                                    "and RAY_ADDRESS unset for a local instance") from exc
+    else:
+        log.info("starting a local Ray instance (%s CPUs)", num_cpus or "all")
+        ray.init(num_cpus=num_cpus, **kwargs)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        yield ray
+    finally:
+        ray.shutdown()
