@@ -100,9 +100,12 @@ def ask(teacher: Teacher, requests: list[TeachRequest], cache: ResponseCache,
         clock = time.monotonic()
         teacher.start()
         started = time.monotonic()
-        fresh = list(teacher.generate(missing, on_answer))
-        cache.put_many(fresh)
-        found.update({r.key: r for r in fresh})
+        # A teacher that answers in chunks (on Ray) has each chunk persisted as it lands.
+        chunks = getattr(teacher, "generate_chunks", None)
+        for fresh in (chunks(missing, on_answer) if chunks
+                      else [list(teacher.generate(missing, on_answer))]):
+            cache.put_many(fresh)
+            found.update({r.key: r for r in fresh})
         if seconds is not None:
             seconds["start"] = seconds.get("start", 0.0) + started - clock
             seconds["generate"] = seconds.get("generate", 0.0) + time.monotonic() - started

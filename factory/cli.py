@@ -8,9 +8,9 @@ import shutil
 import signal
 import sys
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 from typer.exceptions import TyperException
@@ -18,7 +18,8 @@ from typer.exceptions import TyperException
 from rich.table import Table
 
 from factory.budget import Budget, price_for
-from factory.teachers import load_teacher_config
+from factory.cluster import check_engine, describe_address, import_ray, ray_session
+from factory.teachers import RayOptions, load_teacher_config
 from factory.console import LiveProgress, console, error_line, summary_table
 from factory.errors import FactoryError
 from factory.logs import quiet_third_parties, run_log
@@ -51,6 +52,12 @@ PrivateOption = Annotated[bool, typer.Option(
     "--private", help="Create the Hub repo as private (an existing repo keeps its setting).")]
 RevisionOption = Annotated[Optional[str], typer.Option(
     help="Publish to this branch of the repo (created from main if missing).")]
+EngineOption = Annotated[str, typer.Option(
+    help="Where the work runs: local (this process) or ray (a Ray cluster; see "
+         "docs/scale-out.md).")]
+RayAddressOption = Annotated[Optional[str], typer.Option(
+    help="--engine ray: the cluster to join (default: RAY_ADDRESS, else a local Ray instance "
+         "for this run).")]
 
 
 @app.command()
@@ -102,6 +109,11 @@ def distill(
                     "accepted.")] = None,
     private: PrivateOption = False,
     revision: RevisionOption = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    ray_actors: Annotated[Optional[int], typer.Option(
+        min=1, help="--engine ray: teacher actors (default: one per GPU group, else one per "
+                    "node; 4 for openai: teachers).")] = None,
 ) -> None:
     """Generate, validate and write a dataset for TASK."""
     from factory.pipeline import RunOptions
@@ -109,6 +121,9 @@ def distill(
     from factory.teachers import make_teacher
 
     quiet_third_parties()
+    check_engine(engine)
+    if engine == "ray":
+        import_ray()
     ratios = parse_splits(splits) if splits is not None else None
     pusher = _hub_pusher(push_to_hub, push_every, private, revision)
     loaded = load_task(task, seeds_path=str(seeds) if seeds else None)
@@ -147,19 +162,23 @@ def distill(
         console.print(f"[cyan]·[/] filling gaps in {fill_gaps}: synthetic quotas "
                       + ", ".join(f"{k} {v}" for k, v in quotas.items() if v))
     state = folder.begin(loaded)
-    with run_log(folder.log_path), stop_on_sigterm():
+    with run_log(folder.log_path), stop_on_sigterm(), _cluster(engine, ray_address, progress):
         log.info("command: %s (run %d in this folder)", options.command, state["runs"])
         teach = judge_teacher = None
+        spread = (RayOptions(ray_actors, describe_address(ray_address))
+                  if engine == "ray" else None)
         try:
-            progress.stage(f"Loading teacher {teacher}")
+            progress.stage(f"Loading teacher {teacher}"
+                           + (" on Ray" if spread else ""))
             teach = make_teacher(teacher, teacher_config, say=progress.note,
-                                 base_url=base_url, concurrency=concurrency)
+                                 base_url=base_url, concurrency=concurrency, ray=spread)
             judge_teacher = None
             if judge_spec == "teacher" or judge_spec == teacher:
                 judge_teacher = teach
             elif judge_spec:
                 judge_teacher = make_teacher(judge_spec, teacher_config, say=progress.note,
-                                             base_url=base_url, concurrency=concurrency)
+                                             base_url=base_url, concurrency=concurrency,
+                                             ray=spread)
             result = run_distill(loaded, teach, options, progress, runs=state["runs"],
                                  judge_teacher=judge_teacher)
         except Exception:
@@ -282,6 +301,14 @@ def fill_gap_quotas(task: Task, real: Path, label_field: str | None,
         raise FactoryError("the real data is already balanced: nothing to fill", path=real,
                            field="--fill-gaps", hint="give --num-records to add more anyway")
     return quotas
+
+
+def _cluster(engine: str, address: str | None, progress: LiveProgress) -> Any:
+    """The Ray connection for `--engine ray` (a local instance unless an address is given)."""
+    if engine != "ray":
+        return nullcontext()
+    progress.stage(f"Connecting to Ray ({describe_address(address)})")
+    return ray_session(address)
 
 
 @contextmanager

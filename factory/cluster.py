@@ -72,6 +72,11 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
                                hint="start it with `ray start --head`, or leave --ray-address "
                                     "and RAY_ADDRESS unset for a local instance") from exc
     else:
+        from factory.teachers.vllm import guard_children
+
+        # The local instance's processes (and the engines in its actors) are this process's
+        # descendants: the watchdog stops them if this process is killed with SIGKILL.
+        guard_children()
         log.info("starting a local Ray instance (%s CPUs)", num_cpus or "all")
         ray.init(num_cpus=num_cpus, **kwargs)
     try:

@@ -119,6 +119,12 @@ def summary_table(manifest: dict) -> Table:
     tokens = manifest["tokens"]
     table.add_row("tokens", f"{tokens['prompt']:,} prompt · {tokens['completion']:,} completion")
     table.add_row("teacher", f"{manifest['teacher']['kind']}:{manifest['teacher']['model']}")
+    engine = manifest.get("engine") or {}
+    if engine.get("kind") == "ray":
+        lost = engine.get("worker_restarts")
+        table.add_row("engine", f"ray · {engine['address']} · {engine['actors']} actors on "
+                                f"{', '.join(engine['nodes']) or '?'}"
+                                + (f" · {lost} lost and restarted" if lost else ""))
     spend = manifest.get("spend") or {}
     if spend.get("usd"):
         table.add_row("spent", f"${spend['usd']:,.4f} this run · "

@@ -262,6 +262,9 @@ def build_manifest(run: RunRecord, rows: list[dict[str, Any]]) -> dict[str, Any]
         "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens,
                    "new_completion": stats.new_completion_tokens},
         "teacher": run.teacher.identity(),
+        # Where the teacher answered: this process, or Ray actors (address, actors, nodes).
+        "engine": (run.teacher.engine_info() if hasattr(run.teacher, "engine_info")
+                   else {"kind": "local"}),
         "seed": run.options.seed,
         "config_fingerprint": run.task.fingerprint(),
         "templates": {k: {"path": t.path.name, "sha256": t.sha256}

@@ -3,6 +3,8 @@
     embedded            SmolLM2-135M-Instruct from PyPI on a local vLLM engine (the default)
     vllm:MODEL_OR_PATH  any local or cached HF model on a local vLLM engine
     openai:MODEL        any OpenAI-compatible chat completions API
+
+Any of them can answer on a Ray cluster instead of this process (`--engine ray`: teachers/ray.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from factory.errors import FactoryError
 from factory.resources import configs_dir
 from factory.teachers.base import Teacher
 from factory.teachers.api import APIOptions
+from factory.teachers.ray import RayOptions
 from factory.teachers.vllm import EngineOptions
 
 log = logging.getLogger(__name__)
@@ -54,9 +57,21 @@ def load_teacher_config(path: Path | None) -> TeacherConfig:
 
 def make_teacher(spec: str, config_path: Path | None = None,
                  say: Callable[[str], None] = log.info, *, base_url: str | None = None,
-                 concurrency: int | None = None) -> Teacher:
-    """Build the teacher a `--teacher` spec names (its engine or client starts on first use)."""
+                 concurrency: int | None = None, ray: RayOptions | None = None) -> Teacher:
+    """Build the teacher a `--teacher` spec names (its engine or client starts on first use).
+    With `ray`, it answers on Ray actors (`--engine ray`, see teachers/ray.py)."""
     config = load_teacher_config(config_path)
+    teacher = build_teacher(spec, config, say, base_url=base_url, concurrency=concurrency)
+    if ray is None:
+        return teacher
+    from factory.teachers.ray import RayTeacher
+
+    return RayTeacher(teacher, spec, config, ray, base_url=base_url, concurrency=concurrency)
+
+
+def build_teacher(spec: str, config: TeacherConfig, say: Callable[[str], None] = log.info, *,
+                  base_url: str | None = None, concurrency: int | None = None) -> Teacher:
+    """The local teacher of a spec and a loaded teacher config."""
     kind, _, model = spec.partition(":")
     if kind == "embedded" and not model:
         from factory.teachers.embedded import EmbeddedTeacher

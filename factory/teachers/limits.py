@@ -144,6 +144,19 @@ class RateLimiter:
             if self.tokens is not None and tokens:
                 self.tokens.take(tokens)
 
+    def reserve(self, tokens: int = 0) -> float:
+        """Book the next send slot now and give the seconds to wait for it: `acquire` for
+        clients in other processes (Ray actors) that share this limiter. Each reservation
+        queues behind the earlier ones, so the clients together keep to the limits."""
+        wait = max(0.0, self.paused_until - time.monotonic())
+        if self.requests is not None:
+            wait = max(wait, self.requests.delay(1))
+            self.requests.take(1)
+        if self.tokens is not None and tokens:
+            wait = max(wait, self.tokens.delay(tokens))
+            self.tokens.take(tokens)
+        return wait
+
     def settle(self, reserved: int, used: int) -> None:
         if self.tokens is not None:
             self.tokens.settle(reserved - used)
