@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +17,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BUILTIN_TASK = REPO / "configs" / "tasks" / "support-tickets.yaml"
+
+# The embedded teacher's reference run (tests/test_embedded.py; tests/test_ray.py compares the
+# Ray engine's run of the same command with it).
+N = 12
+ARGS = ["distill", "--task", "support-tickets", "--num-records", str(N), "--seed", "11",
+        "--batch-size", "8"]
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 1800,
@@ -64,3 +72,40 @@ def serve(args: list[str], timeout: float = 60) -> Iterator[tuple[subprocess.Pop
             proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+def cached_answers(out: Path) -> int:
+    """Answers in an output folder's response cache (0 while it does not exist yet)."""
+    path = out / ".factory" / "cache.sqlite"
+    if not path.is_file():
+        return 0
+    try:
+        with sqlite3.connect(path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.fixture(scope="session")
+def interrupted(tmp_path_factory) -> tuple[Path, str, int]:
+    """The embedded teacher's run of ARGS, stopped with SIGTERM once its first batch is cached
+    (real model: minutes)."""
+    out = tmp_path_factory.mktemp("embedded") / "tickets"
+    proc = subprocess.Popen([sys.executable, "-m", "factory", *ARGS, "--out", str(out)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    deadline = time.monotonic() + 900
+    while cached_answers(out) < 8 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=300)
+    return out, stdout + stderr, proc.returncode
+
+
+@pytest.fixture(scope="session")
+def run(interrupted) -> tuple[Path, subprocess.CompletedProcess]:
+    """The same command again: it resumes and completes (the local engine's reference run)."""
+    out, _, _ = interrupted
+    proc = run_cli(*ARGS, "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out, proc

@@ -50,6 +50,8 @@ class Stub:
             return web.json_response({"error": {"message": "slow down"}}, status=429,
                                      headers={"retry-after": "0.5"})
         self.window.append(now)
+        self.stats["first_ms"] = self.stats["first_ms"] or int(now * 1000)
+        self.stats["last_ms"] = int(now * 1000)
         body = await request.json()
         if self.args.no_response_format and "response_format" in body:
             self.stats["refused_response_format"] += 1

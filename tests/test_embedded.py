@@ -3,64 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import signal
-import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import datasets
 import psutil
 import pytest
 
 from factory.tasks import load_task
-from tests.conftest import REPO, run_cli
+from tests.conftest import ARGS, N, REPO, cached_answers, run_cli
 
 pytestmark = pytest.mark.model
-N = 12
-
-
-ARGS = ["distill", "--task", "support-tickets", "--num-records", str(N), "--seed", "11",
-        "--batch-size", "8"]
-
-
-def cached_answers(out: Path) -> int:
-    path = out / ".factory" / "cache.sqlite"
-    if not path.is_file():
-        return 0
-    try:
-        with sqlite3.connect(path) as db:
-            return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-
-
-@pytest.fixture(scope="module")
-def interrupted(tmp_path_factory) -> tuple[Path, str, int]:
-    """A run stopped with SIGTERM once its first batch is cached."""
-    out = tmp_path_factory.mktemp("embedded") / "tickets"
-    proc = subprocess.Popen([sys.executable, "-m", "factory", *ARGS, "--out", str(out)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
-    deadline = time.monotonic() + 900
-    while cached_answers(out) < 8 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(1)
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=300)
-    return out, stdout + stderr, proc.returncode
-
-
-@pytest.fixture(scope="module")
-def run(interrupted) -> tuple[Path, object]:
-    """The same command again: it resumes and completes."""
-    out, _, _ = interrupted
-    proc = run_cli(*ARGS, "--out", str(out))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out, proc
 
 
 def test_sigterm_writes_what_was_accepted_and_says_how_to_resume(interrupted):
