@@ -2,9 +2,14 @@
 
 `--ray-address ADDRESS` (or the `RAY_ADDRESS` environment variable) joins a running cluster
 (`ray start --head` on one node, `ray start --address HEAD:6379` on the others). Without either,
-a local Ray instance is started for the run and stopped at its end. Every node needs this package
-installed at the same version (`pip install 'distill-factory[ray,gpu]'`): Ray workers import
-`factory` and `filters` from their own Python environment.
+a local Ray instance is started for the run and stopped at its end. A cluster that uses Ray's
+token authentication (Ray 2.60's `ray start --head` turns it on when ~/.ray/auth_token exists,
+and a local instance creates that file) takes a client only with `RAY_AUTH_MODE=token` and its
+token in RAY_AUTH_TOKEN or ~/.ray/auth_token: Ray sends no token to an explicit address unasked.
+Every node needs this package installed at the same version (`pip install
+'distill-factory[ray,gpu]'`): Ray workers import `factory` and `filters` from their own Python
+environment, and API teachers' workers read FACTORY_API_KEY from the environment their node's
+`ray start` ran in (the key is never sent through Ray).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ def import_ray() -> Any:
         import ray
     except ImportError as exc:
         raise FactoryError("--engine ray needs Ray, which is not installed", field="--engine",
-                           hint="pip install 'distill-factory[ray]', or use --engine local") from exc
+                           hint="pip install 'distill-factory[ray]', or use --engine local"
+                           ) from exc
     return ray
 
 
@@ -67,7 +73,14 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError) as exc:
-            raise FactoryError(f"cannot reach the Ray cluster at {describe_address(address)}",
+            where = describe_address(address)
+            if "authtoken" in str(exc).lower() or "unauthenticated" in str(exc).lower():
+                # Ray sends its token only when asked to: never to an address given explicitly.
+                raise FactoryError(f"the Ray cluster at {where} refused this client's "
+                                   "authentication token", field="--ray-address",
+                                   hint="set RAY_AUTH_MODE=token and the cluster's token (in "
+                                        "RAY_AUTH_TOKEN or ~/.ray/auth_token)") from exc
+            raise FactoryError(f"cannot reach the Ray cluster at {where}",
                                field="--ray-address",
                                hint="start it with `ray start --head`, or leave --ray-address "
                                     "and RAY_ADDRESS unset for a local instance") from exc

@@ -12,8 +12,9 @@ Only the answering moves to the cluster:
 * A batch is cut into chunks, one per actor at a time; an actor that finishes gets the next chunk
   (the slowest engine never holds the others back). Each chunk's answers reach the driver's cache
   as soon as it lands, so a killed driver loses at most the chunks in flight.
-* An actor that dies (a lost node, an engine crash) is restarted by Ray and its chunk is sent
-  again; the manifest counts these as `worker_restarts`.
+* An actor that dies (a lost node, an engine crash) is restarted by Ray (at most MAX_RESTARTS
+  times) and its chunk is sent again, to the first actor that is idle or back; the manifest
+  counts these as `worker_restarts`.
 * API teachers run as several client actors that share one rate limit: a small limiter actor
   hands out send times from one pair of request/token buckets (`RateLimiter.reserve`), and a 429
   or a server's lower limit seen by any client pauses or slows them all.
@@ -79,8 +80,8 @@ class _TeacherWorker:
         try:  # a user's error is reported by `start`, as one line, not as an actor crash
             teacher = build_teacher(spec.spec, TeacherConfig.model_validate(spec.config),
                                     base_url=spec.base_url, concurrency=spec.concurrency)
-        except FactoryError as exc:
-            self.error = str(exc)
+        except FactoryError as exc:  # e.g. no API key in the environment of this node's Ray
+            self.error = f"on the Ray worker on {socket.gethostname()}: {exc}"
             return
         if teacher.identity() != spec.identity:
             self.error = (f"the Ray worker on {socket.gethostname()} has another teacher "
@@ -184,6 +185,8 @@ class RayTeacher:
         self._actors: list[Any] = []
         self._limiter: Any = None
         self._hosts: list[str] = []
+        self._probes: dict[Any, Any] = {}  # lost actors' probes: ref -> actor
+        self._gone: set[int] = set()  # ids of the actors out of restarts
         self.counts: Counter[str] = Counter()
 
     # -- Teacher protocol
@@ -213,19 +216,40 @@ class RayTeacher:
         worker = ray.remote(max_restarts=MAX_RESTARTS, **resources)(_TeacherWorker)
         self._actors = [worker.remote(self._spec, self._limiter) for _ in range(count)]
         log.info("ray: starting %d %s actors (%s)", count, self.kind, resources)
-        try:
-            started = ray.get([a.start.remote() for a in self._actors])
-        except ray.exceptions.RayError as exc:
-            self.close()
-            raise FactoryError(f"the teacher did not start on Ray: {_first_line(exc)}",
-                               field="--engine", hint="see factory.log and the Ray worker "
-                                                      "logs under /tmp/ray") from exc
+        started = [self._start_one(ray, actor) for actor in self._actors]
         errors = [error for _, error in started if error]
         if errors:
             self.close()
             raise FactoryError(errors[0])
         self._hosts = [host for host, _ in started]
         log.info("ray: %d actors ready on %s", count, ", ".join(sorted(set(self._hosts))))
+
+    def _start_one(self, ray: Any, actor: Any) -> tuple[str, str | None]:
+        """Load one actor's teacher; an actor lost while loading is restarted by Ray and asked
+        again (at most MAX_RESTARTS times)."""
+        for attempt in range(MAX_RESTARTS + 1):
+            try:
+                return ray.get(actor.start.remote())
+            except ray.exceptions.RayActorError as exc:
+                failure: Exception = exc
+                if attempt == MAX_RESTARTS:
+                    break
+                self.counts["worker_restarts"] += 1
+                log.warning("ray: an actor was lost while loading (%s); retrying",
+                            _first_line(exc))
+                try:
+                    ray.get(_back(actor))
+                except ray.exceptions.RayActorError as gone:  # out of restarts
+                    failure = gone
+                    break
+            except ray.exceptions.RayError as exc:  # e.g. its runtime environment failed
+                failure = exc
+                break
+        self.close()
+        raise FactoryError(f"the teacher did not start on Ray: {_first_line(failure)}",
+                           field="--engine",
+                           hint="see factory.log and the Ray worker logs under /tmp/ray"
+                           ) from failure
 
     def _placement(self, ray: Any) -> tuple[int, dict[str, Any]]:
         """How many actors, and what each one reserves."""
@@ -262,37 +286,59 @@ class RayTeacher:
         import ray
 
         self.start()
-        size = math.ceil(len(requests) / len(self._actors))
+        size = math.ceil(len(requests) / max(1, len(self._live())))
         todo = [requests[i:i + size] for i in range(0, len(requests), size)]
-        running: dict[Any, tuple[Any, list[TeachRequest]]] = {}
-        idle = list(self._actors)
+        # A chunk's call, or (chunk None) a lost actor's probe, done once Ray has it back;
+        # probes still waiting at the end of a batch carry over to the next.
+        running: dict[Any, tuple[Any, list[TeachRequest] | None]] = {
+            ref: (actor, None) for ref, actor in self._probes.items()}
+        self._probes = {}
+        waiting = {id(actor) for actor, _ in running.values()}
+        idle = [actor for actor in self._live() if id(actor) not in waiting]
         done = 0
         try:
-            while todo or running:
+            while todo or any(chunk is not None for _, chunk in running.values()):
                 while todo and idle:
                     actor, chunk = idle.pop(), todo.pop(0)
                     running[actor.generate.remote(chunk)] = (actor, chunk)
+                if not running:
+                    raise FactoryError("every Ray actor of the teacher died for good (each "
+                                       f"was restarted {MAX_RESTARTS} times)", field="--engine",
+                                       hint="the answers so far are cached: rerun to resume; "
+                                            "see the Ray worker logs under /tmp/ray")
                 ready, _ = ray.wait(list(running), num_returns=1)
                 actor, chunk = running.pop(ready[0])
                 try:
                     results = ray.get(ready[0])
                 except ray.exceptions.RayActorError as exc:
-                    if self.counts["worker_restarts"] >= MAX_RESTARTS * len(self._actors):
-                        raise
+                    if chunk is None:  # out of restarts: the others carry on without it
+                        log.warning("ray: an actor is gone for good (%s)", _first_line(exc))
+                        self._gone.add(id(actor))
+                        continue
                     self.counts["worker_restarts"] += 1
                     log.warning("ray: an actor was lost (%s); re-sending its %d requests",
                                 _first_line(exc), len(chunk))
                     todo.insert(0, chunk)
-                    idle.append(actor)  # Ray restarts it; calls wait until it is back
+                    running[_back(actor)] = (actor, None)
                     continue
                 idle.append(actor)
+                if chunk is None:
+                    log.info("ray: a restarted actor is back")
+                    continue
                 done += len(results)
                 if on_answer:
                     on_answer(done, len(requests))
                 yield results
         finally:
-            for ref in running:
-                ray.cancel(ref, force=False)
+            for ref, (actor, chunk) in running.items():
+                if chunk is None:
+                    self._probes[ref] = actor
+                else:
+                    ray.cancel(ref, force=False)
+
+    def _live(self) -> list[Any]:
+        """The actors not gone for good."""
+        return [actor for actor in self._actors if id(actor) not in self._gone]
 
     def stats(self) -> dict[str, Any] | None:
         """The API clients' retries and failures summed over actors, and the shared limit."""
@@ -301,7 +347,11 @@ class RayTeacher:
         import ray
 
         merged: dict[str, Any] = {"retries": Counter(), "failed": Counter()}
-        for part in ray.get([a.stats.remote() for a in self._actors]):
+        for actor in self._live():
+            try:
+                part = ray.get(actor.stats.remote())
+            except ray.exceptions.RayActorError:  # restarting: its counts start over anyway
+                continue
             if not part:
                 continue
             merged["retries"].update(part["retries"])
@@ -319,12 +369,18 @@ class RayTeacher:
         import ray
 
         try:
-            ray.get([a.close.remote() for a in self._actors], timeout=60)
+            ray.get([a.close.remote() for a in self._live()], timeout=60)
         except Exception:  # noqa: BLE001 - shutting down; the log keeps the reason
             log.warning("ray: closing the actors failed", exc_info=True)
         for actor in self._actors:
             ray.kill(actor)
-        self._actors = []
+        self._actors, self._probes, self._gone = [], {}, set()
+
+
+def _back(actor: Any) -> Any:
+    """A call that returns once Ray has restarted `actor` (calls sent to an actor while it
+    restarts fail at once), or fails if it is gone for good."""
+    return actor.__ray_ready__.options(max_task_retries=-1).remote()
 
 
 def _first_line(exc: BaseException) -> str:
