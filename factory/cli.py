@@ -391,19 +391,26 @@ def filter_command(
         help="An eval set: rows that copy it are dropped as contaminated.")] = None,
     decontaminate_field: Annotated[str, typer.Option(
         help="The eval set's text column.")] = "text",
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run the filter chain on an existing dataset and write kept and dropped rows."""
     from factory.refilter import FilterOptions, parse_only, refilter
 
     quiet_third_parties()
+    check_engine(engine)
+    if engine == "ray":
+        import_ray()
     options = FilterOptions(source=source, out=out, text_field=text_field,
                             label_field=label_field, only=parse_only(only),
                             decontaminate=decontaminate, decontaminate_field=decontaminate_field,
-                            threshold=threshold, command=_command_line())
+                            threshold=threshold, command=_command_line(), engine=engine,
+                            ray_address=ray_address)
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise FactoryError("not empty and not a factory output folder", path=out, field="--out",
                            hint="choose an empty or new folder")
-    console.print(f"[bold]factory filter[/] · {source} → {out}")
+    console.print(f"[bold]factory filter[/] · {source} → {out}"
+                  + (f" · on Ray ({describe_address(ray_address)})" if engine == "ray" else ""))
     manifest = refilter(options)
     table = Table(title="Filter summary", show_header=False, title_justify="left")
     table.add_row("kept", f"{manifest['accepted']} / {manifest['input_rows']}")

@@ -36,6 +36,17 @@ def import_ray() -> Any:
     return ray
 
 
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def check_engine(engine: str) -> str:
     if engine not in ENGINES:
         raise FactoryError(f"unknown engine {engine!r}", field="--engine",
@@ -91,10 +102,15 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         # descendants: the watchdog stops them if this process is killed with SIGKILL.
         guard_children()
         log.info("starting a local Ray instance (%s CPUs)", num_cpus or "all")
-        ray.init(num_cpus=num_cpus, **kwargs)
+        # A local instance for one run takes no connections from others; Ray's notice about
+        # its token authentication would only puzzle the user.
+        with _quiet("ray"):
+            ray.init(num_cpus=num_cpus, **kwargs)
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
+        # Ray Data logs every execution plan at INFO (the full logs stay under /tmp/ray).
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         yield ray
     finally:
         ray.shutdown()

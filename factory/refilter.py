@@ -17,7 +17,7 @@ from typing import Any
 from factory.datafiles import read_table
 from factory.errors import FactoryError
 from factory.filtering import eval_texts
-from filters.base import Decision
+from filters.base import KEEP, Decision
 
 # Names accepted by --only, in the order they run.
 FILTER_NAMES = ["length", "refusal", "repetition", "template_leftover", "language", "pii",
@@ -36,6 +36,9 @@ class FilterOptions:
     decontaminate_field: str = "text"
     threshold: float = 0.6
     command: str = ""
+    # "ray": the chain runs on a Ray cluster (ray_address, else RAY_ADDRESS, else a local one).
+    engine: str = "local"
+    ray_address: str | None = None
 
 
 def parse_only(value: str | None) -> list[str]:
@@ -61,11 +64,21 @@ def refilter(options: FilterOptions) -> dict[str, Any]:
     rows = [dict(r) for r in table]
     ids = [str(r["id"]) if r.get("id") not in (None, "") else f"row-{i}"
            for i, r in enumerate(rows)]
-    decisions = decide_rows(options, rows, ids)
+    engine: dict[str, Any] = {"kind": "local"}
+    if options.engine == "ray":
+        from factory.cluster import describe_address, ray_session
+
+        with ray_session(options.ray_address):
+            decisions, counts = decide_rows_on_ray(options, rows, ids)
+        engine = {"kind": "ray", "address": describe_address(options.ray_address),
+                  "dedup": counts}
+    else:
+        decisions = decide_rows(options, rows, ids)
     kept = [{"id": i, **r} for i, r, d in zip(ids, rows, decisions) if d.keep]
     dropped = [{"id": i, "reason": d.reason, "detail": d.detail, **r}
                for i, r, d in zip(ids, rows, decisions) if not d.keep]
     manifest = _manifest(options, rows, kept, decisions, time.monotonic() - start)
+    manifest["engine"] = engine
     from factory.output import OutputFolder
 
     OutputFolder(options.out).write_tables(kept, dropped, manifest,
@@ -74,30 +87,103 @@ def refilter(options: FilterOptions) -> dict[str, Any]:
 
 
 def decide_rows(options: FilterOptions, rows: list[dict[str, Any]],
-              ids: list[str]) -> list[Decision]:
+                ids: list[str]) -> list[Decision]:
+    """One decision per row: the heuristics, then dedup of what they kept, in row order."""
     from filters.dedup import Deduplicator
     from filters.heuristics import build_heuristics, run_chain
 
-    text = options.text_field
-    disable = [n for n in FILTER_NAMES[:6] if n not in options.only and n != "length"]
-    heuristics = [] if not set(options.only) & set(FILTER_NAMES[:6]) else build_heuristics(
-        {"fields": [text], "disable": disable})
-    dedup = None
-    if {"exact", "near"} & set(options.only):
-        dedup = Deduplicator({"text_fields": [text], "threshold": options.threshold,
-                              "exact": "exact" in options.only, "near": "near" in options.only})
-        if options.decontaminate:
-            texts = eval_texts(options.decontaminate, options.decontaminate_field)
-            dedup.add_decontamination(texts, [f"eval-{i}" for i in range(len(texts))])
-    decisions = [run_chain(heuristics, r) for r in rows]
+    heuristics, dedup, evals = _chain(options)
+    chain = build_heuristics(heuristics) if heuristics else []
+    decisions = [run_chain(chain, r) for r in rows]
     if dedup is None:
         return decisions
+    deduplicator = Deduplicator(dedup)
+    if evals:
+        deduplicator.add_decontamination(*evals)
     todo = [i for i, d in enumerate(decisions) if d.keep]
-    found = dedup.check_records([{text: str(rows[i][text] or "")} for i in todo],
-                                [ids[i] for i in todo])
+    text = options.text_field
+    found = deduplicator.check_records([{text: str(rows[i][text] or "")} for i in todo],
+                                       [ids[i] for i in todo])
     for i, decision in zip(todo, found):
         decisions[i] = decision
     return decisions
+
+
+def decide_rows_on_ray(options: FilterOptions, rows: list[dict[str, Any]],
+                       ids: list[str]) -> tuple[list[Decision], dict[str, Any]]:
+    """`decide_rows` on a connected Ray cluster: the heuristics as a parallel Ray Data stage,
+    then `filters.dedup_ray` (band-key grouping across the whole dataset). The decisions are
+    the local ones; also gives what the dedup stage counted."""
+    import ray
+
+    from filters.dedup_ray import RayDeduplicator, blocks_for
+
+    heuristics, dedup, evals = _chain(options)
+    decisions = [KEEP] * len(rows)
+    text = options.text_field
+    if heuristics:
+        # Only strings are read by the heuristics (as locally): other values travel as null.
+        items = [{"row": i, "text": r[text] if isinstance(r[text], str) else None}
+                 for i, r in enumerate(rows)]
+        stage = ray.data.from_items(items, override_num_blocks=blocks_for(len(items)))
+        for batch in stage.map_batches(_Heuristics(heuristics, text),
+                                       batch_format="numpy").iter_batches(batch_format="numpy"):
+            for i, reason, detail in zip(batch["row"].tolist(), batch["reason"].tolist(),
+                                         batch["detail"].tolist()):
+                decisions[i] = Decision(False, reason, detail or None)
+    if dedup is None:
+        return decisions, {}
+    todo = [i for i, d in enumerate(decisions) if d.keep]
+    deduplicator = RayDeduplicator(dedup)
+    found = deduplicator.decide([str(rows[i][text] or "") for i in todo], [ids[i] for i in todo],
+                                decontaminate=evals)
+    for i, decision in zip(todo, found):
+        decisions[i] = decision
+    return decisions, deduplicator.stats
+
+
+class _Heuristics:
+    """Ray Data UDF: the heuristic chain on a batch; gives the dropped rows only."""
+
+    def __init__(self, config: dict[str, Any], text_field: str) -> None:
+        self.config, self.text_field = config, text_field
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        from filters.heuristics import build_heuristics, run_chain
+
+        chain = build_heuristics(self.config)
+        out: dict[str, list[Any]] = {"row": [], "reason": [], "detail": []}
+        for row, text in zip(batch["row"].tolist(), batch["text"].tolist()):
+            decision = run_chain(chain, {self.text_field: text})
+            if not decision.keep:
+                out["row"].append(row)
+                out["reason"].append(decision.reason)
+                out["detail"].append(decision.detail or "")
+        return {"row": np.array(out["row"], dtype=np.int64),
+                "reason": np.array(out["reason"], dtype=object),
+                "detail": np.array(out["detail"], dtype=object)}
+
+
+def _chain(options: FilterOptions) -> tuple[dict[str, Any] | None, dict[str, Any] | None,
+                                            tuple[list[str], list[str]] | None]:
+    """The heuristics config, the dedup config and the eval set (texts, ids) that --only and
+    --decontaminate ask for (None where a part is off)."""
+    text = options.text_field
+    disable = [n for n in FILTER_NAMES[:6] if n not in options.only and n != "length"]
+    heuristics = None
+    if set(options.only) & set(FILTER_NAMES[:6]):
+        heuristics = {"fields": [text], "disable": disable}
+    if not {"exact", "near"} & set(options.only):
+        return heuristics, None, None
+    dedup = {"text_fields": [text], "threshold": options.threshold,
+             "exact": "exact" in options.only, "near": "near" in options.only}
+    evals = None
+    if options.decontaminate:
+        texts = eval_texts(options.decontaminate, options.decontaminate_field)
+        evals = (texts, [f"eval-{i}" for i in range(len(texts))])
+    return heuristics, dedup, evals
 
 
 def _manifest(options: FilterOptions, rows: list[dict[str, Any]], kept: list[dict[str, Any]],

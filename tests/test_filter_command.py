@@ -71,3 +71,41 @@ def test_only_and_bad_input(tmp_path):
     missing = run_cli("filter", str(source), "--out", str(tmp_path / "q"), "--text-field", "body")
     assert missing.returncode == 2 and "body" in missing.stderr and str(source) in missing.stderr
     assert not (tmp_path / "q").exists()
+
+
+BAD_ROWS = [
+    {"id": "bad-refusal", "text": "As an AI language model, I cannot help with that request."},
+    {"id": "bad-template", "text": "Hello {{ customer_name }}, where is my new card?"},
+    {"id": "bad-pii", "text": "my card number is 4111 1111 1111 1111, why was it declined"},
+]
+
+
+@pytest.mark.ray
+def test_engine_ray_gives_the_local_decisions(filtered, tmp_path):
+    """The same input on a local Ray instance (heuristics as a Ray Data stage, dedup by band-key
+    grouping): every kept row and every dropped row with its reason and detail as locally."""
+    pytest.importorskip("ray")
+    out, rows = filtered
+    source = tmp_path / "planted.jsonl"
+    extra = [{**r, "label": "bad", "source": None} for r in BAD_ROWS]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows + extra))
+    proc = run_cli("filter", str(source), "--out", str(tmp_path / "ray"), "--text-field", "text",
+                   "--label-field", "label", "--engine", "ray")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "on Ray (local instance)" in proc.stdout and "INFO" not in proc.stdout + proc.stderr
+
+    def decisions(folder):
+        rejected = datasets.load_dataset(str(folder), "rejected", split="train")
+        return ({r["id"]: (r["reason"], r["detail"]) for r in rejected},
+                datasets.load_dataset(str(folder), split="train")["id"])
+
+    local_dropped, local_kept = decisions(out)
+    ray_dropped, ray_kept = decisions(tmp_path / "ray")
+    assert ray_kept == local_kept
+    bad = {k: ray_dropped.pop(k)[0] for k in [r["id"] for r in BAD_ROWS]}
+    assert bad == {"bad-refusal": "refusal", "bad-template": "template_leftover",
+                   "bad-pii": "pii"}
+    assert ray_dropped == local_dropped
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["engine"]["kind"] == "ray"
+    assert manifest["engine"]["dedup"]["verified_pairs"] >= 250
