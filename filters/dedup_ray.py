@@ -227,22 +227,33 @@ class RayDeduplicator:
                                                  override_num_blocks=blocks_for(len(items))))
         tagged = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
         signed = tagged.map_batches(_Sign(cfg), batch_format="numpy").materialize()
-        ids = self._ids(signed)
-        partitions = self.partitions or _partitions(len(ids))
+        rows = signed.count() - sum(len(p[0]) for p in (seeds, decontaminate) if p)
+        partitions = self.partitions or _partitions(rows)
         groups = self._exact(signed, partitions)
         pairs = self._near(signed, partitions) if cfg["near"] else []
-        self.stats = {"rows": sum(u >> _ROW_BITS == STREAM for u in ids),
-                      "identical_rows": len(groups),
+        found = self._resolve(groups, pairs)
+        ids = self._ids(signed, {named for _, named, _ in found.values()})
+        self.stats = {"rows": rows, "identical_rows": len(groups),
                       "verified_pairs": len(pairs), "partitions": partitions}
-        return self._resolve(ids, groups, pairs)
+        return {uid & _MASK: drop(reason, _detail(reason, ids[named], score))
+                for uid, (reason, named, score) in found.items()}
 
     # -- stages
 
     @staticmethod
-    def _ids(signed: Any) -> dict[int, str]:
-        """Row ids by uid, for the rows the decisions may name (fetched lazily per block)."""
+    def _ids(signed: Any, uids: set[int]) -> dict[int, str]:
+        """The ids of the rows the decisions name (only those reach the driver)."""
+        if not uids:
+            return {}
+        wanted = np.fromiter(uids, dtype=np.int64)
+
+        def named(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            mask = np.isin(batch["uid"], wanted)
+            return {"uid": batch["uid"][mask], "id": batch["id"][mask]}
+
         ids: dict[int, str] = {}
-        for batch in signed.select_columns(["uid", "id"]).iter_batches(batch_format="numpy"):
+        for batch in (signed.select_columns(["uid", "id"]).map_batches(named, batch_format="numpy")
+                      .iter_batches(batch_format="numpy")):
             ids.update(zip(batch["uid"].tolist(), batch["id"].tolist()))
         return ids
 
@@ -285,9 +296,11 @@ class RayDeduplicator:
             pairs += zip(batch["a"].tolist(), batch["b"].tolist(), batch["score"].tolist())
         return pairs
 
-    def _resolve(self, ids: dict[int, str], groups: dict[int, tuple[int, int, int]],
-                 pairs: list[tuple[int, int, float]]) -> dict[int, Decision]:
-        """First wins, in row order, over the rows with an identical text or a verified pair."""
+    def _resolve(self, groups: dict[int, tuple[int, int, int]],
+                 pairs: list[tuple[int, int, float]]
+                 ) -> dict[int, tuple[str, int, float | None]]:
+        """First wins, in row order, over the rows with an identical text or a verified pair:
+        uid -> (reason, the uid it matched, jaccard; None for an exact reference match)."""
         exact_on = self.config["exact"]
         refs: dict[int, list[tuple[int, float]]] = defaultdict(list)  # rep -> [(ref, score)]
         peers: dict[int, list[tuple[int, float]]] = defaultdict(list)  # rep -> [(row, score)]
@@ -298,39 +311,46 @@ class RayDeduplicator:
             else:
                 refs[b].append((a, score))
         todo = sorted({u for u in groups if u >> _ROW_BITS == STREAM} | set(peers) | set(refs))
-        dropped: dict[int, Decision] = {}
+        dropped: dict[int, tuple[str, int, float | None]] = {}
         for uid in todo:
             rep, seed_exact, eval_exact = groups.get(uid, (uid, -1, -1))
-            decision = None
+            found = None
             for source, exact in ((DECONTAMINATE, eval_exact), (SEEDS, seed_exact)):
                 if exact >= 0:
-                    decision = drop(_REASONS[source], f"{ids[exact]} (exact)")
+                    found = (_REASONS[source], exact, None)
                 else:
                     near = [(r, s) for r, s in refs.get(rep, ()) if r >> _ROW_BITS == source]
-                    decision = _best(_REASONS[source], near, ids)
-                if decision is not None:
+                    found = _best(_REASONS[source], near)
+                if found is not None:
                     break
-            if decision is None:
+            if found is None:
                 rep_kept = rep != uid and rep not in dropped
                 if rep_kept and exact_on:
-                    decision = drop("exact_duplicate", ids[rep])
+                    found = ("exact_duplicate", rep, None)
                 else:
                     kept = [(p, s) for p, s in peers.get(rep, ())
                             if p < uid and p not in dropped]
                     if rep_kept:
                         kept.append((rep, 1.0))
-                    decision = _best("near_duplicate", kept, ids)
-            if decision is not None:
-                dropped[uid] = decision
-        return {uid & _MASK: d for uid, d in dropped.items()}
+                    found = _best("near_duplicate", kept)
+            if found is not None:
+                dropped[uid] = found
+        return dropped
 
 
-def _best(reason: str, matches: list[tuple[int, float]], ids: dict[int, str]) -> Decision | None:
+def _detail(reason: str, named: str, score: float | None) -> str:
+    """The local dedup's detail: the earlier id; "(exact)" or the jaccard for references."""
+    if reason == "exact_duplicate":
+        return named
+    return f"{named} (exact)" if score is None else _near_detail((named, score))
+
+
+def _best(reason: str, matches: list[tuple[int, float]]) -> tuple[str, int, float] | None:
     """The best-scoring match, the earliest on ties (the local index's argmax)."""
     if not matches:
         return None
     uid, score = min(matches, key=lambda m: (-m[1], m[0]))
-    return drop(reason, _near_detail((ids[uid], score)))
+    return reason, uid, score
 
 
 def _partitions(rows: int) -> int:
