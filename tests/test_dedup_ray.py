@@ -71,36 +71,33 @@ def clusters(decisions, ids) -> dict[str, set[str]]:
     return dict(found)
 
 
+# A chain: B copies A and C copies B but not A. B is dropped, so C is kept (nothing kept
+# matches it); then a verbatim copy of B and an exact copy of A.
+CHAIN = {"chain-a": "please tell me how to get my new card activated today",
+         "chain-b": "please tell me how to get my new card activated right away",
+         "chain-c": "so how to get my new card activated right away then",
+         "chain-b2": "PLEASE TELL ME HOW TO GET MY NEW CARD ACTIVATED RIGHT AWAY",
+         "chain-a2": "please tell me how to get my new card activated today!"}
+
+
 def test_same_decisions_and_clusters_as_the_local_dedup(planted):
+    """Row by row, with a number of hash partitions that is not the CPU count (the decisions
+    must not depend on how rows are spread)."""
     config = {"text_fields": ["text"]}
-    want = local_decisions(config, planted["texts"], planted["ids"], planted["seeds"],
-                           planted["evals"])
-    dedup = RayDeduplicator(config)
-    got = dedup.decide(planted["texts"], planted["ids"], seeds=planted["seeds"],
-                       decontaminate=planted["evals"])
+    texts = planted["texts"] + list(CHAIN.values())
+    ids = planted["ids"] + list(CHAIN)
+    want = local_decisions(config, texts, ids, planted["seeds"], planted["evals"])
+    dedup = RayDeduplicator(config, partitions=5)
+    got = dedup.decide(texts, ids, seeds=planted["seeds"], decontaminate=planted["evals"])
     reasons = Counter(d.reason for d in want)
     # The planted set exercises every reason, and the verbatim copies every collapse path.
     assert reasons["near_duplicate"] >= 250 and reasons["exact_duplicate"] >= 150
     assert reasons["seed_copy"] >= 15 and reasons["contaminated"] >= 30
+    assert [d.reason for d in want[-5:]] == [None, "near_duplicate", None, "near_duplicate",
+                                             "exact_duplicate"]
     assert as_tuples(got) == as_tuples(want)
-    assert clusters(got, planted["ids"]) == clusters(want, planted["ids"])
-    assert dedup.stats["rows"] == len(planted["texts"]) and dedup.stats["verified_pairs"] > 0
-
-
-def test_first_wins_through_a_chain_and_partitions_do_not_matter():
-    """B copies A and C copies B but not A: B is dropped, so C is kept (nothing kept matches
-    it). Locally and on Ray alike, whatever the number of hash partitions."""
-    a = "please tell me how to get my new card activated today"
-    b = "please tell me how to get my new card activated right away"
-    c = "so how to get my new card activated right away then"
-    texts = [a, b, c, "an unrelated question about exchange rates", b.upper(), a + "!"]
-    ids = ["a", "b", "c", "d", "b2", "a2"]
-    config = {"text_fields": ["text"]}
-    want = local_decisions(config, texts, ids)
-    assert [d.reason for d in want] == [None, "near_duplicate", None, None,
-                                        "near_duplicate", "exact_duplicate"]
-    got = RayDeduplicator(config, partitions=5).decide(texts, ids)
-    assert as_tuples(got) == as_tuples(want)
+    assert clusters(got, ids) == clusters(want, ids)
+    assert dedup.stats["rows"] == len(texts) and dedup.stats["verified_pairs"] > 0
 
 
 @pytest.mark.parametrize("only", ["exact", "near"])
