@@ -91,10 +91,13 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
                                    "authentication token", field="--ray-address",
                                    hint="set RAY_AUTH_MODE=token and the cluster's token (in "
                                         "RAY_AUTH_TOKEN or ~/.ray/auth_token)") from exc
+            token = ("" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else
+                     " (one that uses token authentication needs RAY_AUTH_MODE=token too)")
             raise FactoryError(f"cannot reach the Ray cluster at {where}",
                                field="--ray-address",
-                               hint="start it with `ray start --head`, or leave --ray-address "
-                                    "and RAY_ADDRESS unset for a local instance") from exc
+                               hint=f"start it with `ray start --head`{token}, or leave "
+                                    "--ray-address and RAY_ADDRESS unset for a local "
+                                    "instance") from exc
     else:
         from factory.teachers.vllm import guard_children
 

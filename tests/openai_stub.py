@@ -3,7 +3,8 @@
 It answers every request with a support ticket (JSON) composed from the request's `seed`, after
 a fixed delay, and can enforce a request-per-minute limit the way hosted APIs do (429 with
 Retry-After), throttle every Nth request, advertise the limit in `x-ratelimit-*` headers, refuse
-`response_format`, and check a key. `GET /stats` gives what it saw. It is the stand-in for a
+`response_format`, and check a key. `GET /stats` gives what it saw (counts, and `sent_ms`: when
+each request within the limits arrived, in monotonic milliseconds). It is the stand-in for a
 hosted API where the API is not the subject; tests/test_api_vllm.py runs the real vLLM server.
 
     python tests/openai_stub.py --delay 0.2 --rpm 600   # prints "PORT <n>" when ready
@@ -31,6 +32,7 @@ class Stub:
         self.window: collections.deque[float] = collections.deque()
         self.stats = collections.Counter()
         self.in_flight = 0
+        self.sent_ms: list[int] = []  # when each request within the limits arrived
 
     async def completions(self, request: web.Request) -> web.Response:
         self.stats["requests"] += 1
@@ -52,6 +54,7 @@ class Stub:
         self.window.append(now)
         self.stats["first_ms"] = self.stats["first_ms"] or int(now * 1000)
         self.stats["last_ms"] = int(now * 1000)
+        self.sent_ms.append(int(now * 1000))
         body = await request.json()
         if self.args.no_response_format and "response_format" in body:
             self.stats["refused_response_format"] += 1
@@ -84,7 +87,7 @@ class Stub:
         return web.json_response({"object": "list", "data": [{"id": "stub", "object": "model"}]})
 
     async def get_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(dict(self.stats))
+        return web.json_response({**self.stats, "sent_ms": self.sent_ms})
 
 
 async def serve(args: argparse.Namespace) -> None:
