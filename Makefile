@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(PY) scripts/bench_generate.py
 	$(PY) scripts/bench_minhash.py
 	$(PY) scripts/bench_api.py
+	$(PY) scripts/bench_cpu_bind.py
+	$(PY) scripts/bench_ray.py
 
 clean:
 	rm -rf $(VENV) runs build dist

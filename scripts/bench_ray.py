@@ -22,8 +22,16 @@ engines with the arithmetic:
     records/h = engines x requests/s per engine x 3600 x acceptance x Ray efficiency
 
 On a GPU node, pass the GPU teacher (`--teacher vllm:MODEL --teacher-config gpu.yaml`) and the
-same script measures the GPU engine. With --actors N > 1 the Ray side runs N engines and the
-"per engine" rate is the Ray side's total divided by N.
+same script measures the GPU engine. The local engine and the actor's must not share a GPU (each
+takes `gpu_memory_utilization` of it, and Ray does not know about the local one): give the Ray
+side its own GPUs through a cluster started apart from this process, e.g.
+
+    CUDA_VISIBLE_DEVICES=1 ray start --head --num-gpus 1
+    CUDA_VISIBLE_DEVICES=0 python scripts/bench_ray.py --ray-address 127.0.0.1:6379 \
+        --teacher vllm:MODEL --teacher-config gpu.yaml --prompts 256
+
+With --actors N > 1 the Ray side runs N engines and the "per engine" rate is the Ray side's
+total divided by N.
 """
 
 from __future__ import annotations
