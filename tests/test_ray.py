@@ -31,7 +31,7 @@ import psutil
 import pytest
 
 from factory.tasks import load_task
-from tests.conftest import ARGS, REPO, cached_answers, run_cli, serve
+from tests.conftest import ARGS, N, REPO, cached_answers, run_cli, serve
 from tests.test_api_teacher import KEY, STUB, api_run, files_containing, stub_stats, teacher_config
 
 pytestmark = pytest.mark.ray
@@ -102,6 +102,12 @@ def cached_texts(out: Path) -> dict[str, str]:
 
 def cache_keys(out: Path) -> set[str]:
     return set(cached_texts(out))
+
+
+def first_batch(out: Path) -> set[str]:
+    """The keys of a run's first batch (the first 8 answers cached)."""
+    with sqlite3.connect(out / ".factory" / "cache.sqlite") as db:
+        return {k for (k,) in db.execute("SELECT key FROM responses ORDER BY created LIMIT 8")}
 
 
 def train_rows(out: Path) -> list[tuple[str, str, int]]:
@@ -239,10 +245,36 @@ def test_joining_without_the_clusters_token_is_one_clear_line(cluster, tmp_path:
 
 
 @pytest.mark.model
-def test_embedded_on_ray_asks_what_local_asks_and_a_killed_driver_loses_nothing(run, tmp_path):
+def test_embedded_on_ray_plans_exactly_the_local_requests(run, tmp_path: Path):
+    """The Ray driver plans, renders and keys every request as the local engine does (the
+    same request keys, per-request seeds, seed examples and attributes): given the local
+    run's answers, the same command with --engine ray finds every request it makes in the
+    cache, asks the teacher nothing and writes the local run's rows."""
+    local, _ = run
+    out = tmp_path / "replay"
+    (out / ".factory").mkdir(parents=True)
+    with sqlite3.connect(local / ".factory" / "cache.sqlite") as source, \
+            sqlite3.connect(out / ".factory" / "cache.sqlite") as copy:
+        source.backup(copy)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = run_cli(*ARGS, "--out", str(out), "--engine", "ray", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ours, theirs = manifest(out), manifest(local)
+    assert ours["cache"]["new_requests"] == 0
+    assert ours["cache"]["hits"] == ours["generated"] == len(cache_keys(local))
+    assert ours["engine"]["kind"] == "ray" and ours["teacher"] == theirs["teacher"]
+    assert train_rows(out) == train_rows(local)
+
+
+@pytest.mark.model
+def test_embedded_on_ray_survives_a_killed_driver_and_loses_nothing(run, tmp_path: Path):
     """The command of the local reference run with --engine ray: SIGKILL it once 8 answers are
-    cached (no Ray or engine process may outlive it), rerun it: the same requests, the same
-    rows, nothing written before the kill lost, at most the batch in flight asked again."""
+    cached (no Ray or engine process may outlive it), rerun it: it completes, nothing written
+    before the kill is lost, at most the batch in flight is asked again. Its first batch (planned
+    before any answer) is the local run's. Later batches are not compared with the local run:
+    their sizes follow the acceptance so far, and vLLM's answers on a warm engine are not
+    bit-identical from one process to the next (see
+    test_embedded_on_ray_plans_exactly_the_local_requests for the exact comparison)."""
     local, _ = run
     out = tmp_path / "ray"
     args = [*ARGS, "--out", str(out), "--engine", "ray", "--checkpoint-every", "0"]
@@ -268,14 +300,10 @@ def test_embedded_on_ray_asks_what_local_asks_and_a_killed_driver_loses_nothing(
 
     final = run_cli(*args, env=env)
     assert final.returncode == 0, final.stdout + final.stderr
-    ours, theirs = cached_texts(out), cached_texts(local)
-    differ = sorted(k[:12] for k in ours.keys() & theirs.keys() if ours[k] != theirs[k])
-    assert ours.keys() == theirs.keys(), (
-        f"{len(ours)} keys on Ray, {len(theirs)} local, {len(ours.keys() & theirs.keys())} "
-        f"shared, of which {len(differ)} were answered differently: {differ}")
-    assert keys_before <= cache_keys(out)
+    keys = cache_keys(out)
+    assert first_batch(local) <= keys and keys_before <= keys
     rows = train_rows(out)
-    assert sorted(r[0] for r in rows) == sorted(r[0] for r in train_rows(local))
+    assert len(rows) == len({r[0] for r in rows}) == N
     assert rows_before <= set(rows)
     model = load_task("support-tickets").record_model
     fields = ["subject", "body", "category", "priority", "reply"]
@@ -286,4 +314,4 @@ def test_embedded_on_ray_asks_what_local_asks_and_a_killed_driver_loses_nothing(
     assert engine["actors"] == 1 and engine["worker_restarts"] == 0
     log = (out / "factory.log").read_text()
     sent = sum(int(n) for n in re.findall(r"teacher: sending (\d+) requests", log))
-    assert 0 <= sent - len(cache_keys(out)) <= 8  # only the batch in flight was asked again
+    assert 0 <= sent - len(keys) <= 8  # only the batch in flight was asked again
