@@ -1,8 +1,11 @@
 """Any teacher spread over a Ray cluster (`--engine ray`): one engine or API client per actor.
 
 The driver keeps everything that decides *what* is asked — planning, rendering, request keys, the
-cache, the filters — so a Ray run sends exactly the requests a local run sends for the same seed.
-Only the answering moves to the cluster:
+cache, the filters — so a Ray run sends exactly the requests a local run sends for the same seed
+and the same answers (tests/test_ray.py replays a local run's cache on Ray: nothing is asked, the
+rows are the same). Two live runs can still drift apart, Ray or not: vLLM's answers on a warm CPU
+engine are not bit-identical from one process to the next, and later batches are sized by the
+acceptance so far. Only the answering moves to the cluster:
 
 * Each actor builds the same teacher the local engine would (`make_teacher` with the same spec and
   teacher config) and loads it once, for the whole run. For `embedded` and `vllm:` teachers that is
