@@ -121,7 +121,7 @@ def decide_rows_on_ray(options: FilterOptions, rows: list[dict[str, Any]],
     heuristics, dedup, evals = _chain(options)
     decisions = [KEEP] * len(rows)
     text = options.text_field
-    if heuristics:
+    if heuristics and rows:
         # Only strings are read by the heuristics (as locally): other values travel as null.
         items = [{"row": i, "text": r[text] if isinstance(r[text], str) else None}
                  for i, r in enumerate(rows)]

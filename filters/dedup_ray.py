@@ -202,6 +202,8 @@ class RayDeduplicator:
 
         if len(texts) != len(ids):
             raise ValueError(f"{len(texts)} texts but {len(ids)} ids")
+        if not texts:
+            return []
         ds = ray.data.from_items([{"row": i, "id": str(d), "text": str(t)}
                                   for i, (t, d) in enumerate(zip(texts, ids))],
                                  override_num_blocks=blocks_for(len(texts)))
@@ -228,13 +230,14 @@ class RayDeduplicator:
         tagged = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
         signed = tagged.map_batches(_Sign(cfg), batch_format="numpy").materialize()
         rows = signed.count() - sum(len(p[0]) for p in (seeds, decontaminate) if p)
+        self.stats = {"rows": rows, "candidate_pairs": 0}
         partitions = self.partitions or _partitions(rows)
         groups = self._exact(signed, partitions)
         pairs = self._near(signed, partitions) if cfg["near"] else []
         found = self._resolve(groups, pairs)
         ids = self._ids(signed, {named for _, named, _ in found.values()})
-        self.stats = {"rows": rows, "identical_rows": len(groups),
-                      "verified_pairs": len(pairs), "partitions": partitions}
+        self.stats.update(identical_rows=len(groups), verified_pairs=len(pairs),
+                          partitions=partitions)
         return {uid & _MASK: drop(reason, _detail(reason, ids[named], score))
                 for uid, (reason, named, score) in found.items()}
 
@@ -281,7 +284,8 @@ class RayDeduplicator:
                       .map_batches(_bucket_pairs, batch_size=None, batch_format="numpy"))
         unique = (candidates.groupby(["a", "b"], num_partitions=partitions).count()
                   .select_columns(["a", "b"]).materialize())
-        if not unique.count():
+        self.stats["candidate_pairs"] = unique.count()
+        if not self.stats["candidate_pairs"]:
             return []
         sigs = signed.select_columns(["uid", "sig"])
         joined = (unique

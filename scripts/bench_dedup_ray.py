@@ -2,13 +2,17 @@
 (filters/dedup.py) in one process, on the same rows: time, rows/s, the ratio, and whether every
 decision is the same.
 
-    python scripts/bench_dedup_ray.py [--rows 20000] [--cpus 2] [--address ADDRESS]
+    python scripts/bench_dedup_ray.py [--rows 20000] [--corpus banking|distinct] [--cpus 2]
+                                      [--address ADDRESS]
 
-The rows are real BANKING77 queries (shared/data/banking77/train.csv), repeated with light
-edits: each round of the file adds every query once more, a quarter of them exactly (case and
-punctuation changed) and a quarter with one or two word edits, the rest verbatim - a corpus
-with heavy duplication, like a mode-collapsed teacher's. Without --address a local Ray instance
-with --cpus CPUs is started. On one small machine the distributed version pays Ray's task and
+Two corpora (--corpus). `banking`: real BANKING77 queries (shared/data/banking77/train.csv),
+repeated with light edits: each round of the file adds every query once more, a quarter of them
+exactly (case and punctuation changed) and a quarter with one or two word edits, the rest
+verbatim - heavy duplication, like a mode-collapsed teacher's (past 10,000 rows most rows are
+copies). `distinct`: texts of 12-30 Zipf-drawn pseudo-words (4-9 letters, 20,000 of them), nearly all distinct, with 10% of
+the rows light word edits of an earlier row - a healthy run, where most rows are kept and the
+local index grows with every one. Without --address a local Ray instance with --cpus CPUs is
+started. On one small machine the distributed version pays Ray's task and
 shuffle overheads with nothing to spread them over; the point of running it on a cluster is
 that no node holds the whole index.
 """
@@ -56,18 +60,39 @@ def corpus(rows: int, seed: int = 0) -> list[str]:
     return texts
 
 
+def distinct_corpus(rows: int, seed: int = 0) -> list[str]:
+    import numpy as np
+
+    planter = _planter()
+    rng = np.random.default_rng(seed)
+    edit = random.Random(seed)
+    vocab = ["".join(chr(97 + c) for c in rng.integers(0, 26, rng.integers(4, 10)))
+             for _ in range(20000)]
+    weights = 1.0 / np.arange(1, len(vocab) + 1)
+    weights /= weights.sum()
+    texts: list[str] = []
+    while len(texts) < rows:
+        if texts and edit.random() < 0.1:
+            texts.append(planter.near_variant(edit.choice(texts), edit))
+        else:
+            words = rng.choice(len(vocab), size=int(rng.integers(12, 31)), p=weights)
+            texts.append(" ".join(vocab[w] for w in words))
+    return texts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--address", default=None)
+    parser.add_argument("--corpus", choices=["banking", "distinct"], default="banking")
     args = parser.parse_args()
 
     import ray
 
     from filters.dedup_ray import RayDeduplicator
 
-    texts = corpus(args.rows)
+    texts = corpus(args.rows) if args.corpus == "banking" else distinct_corpus(args.rows)
     ids = [f"row-{i}" for i in range(len(texts))]
     config = {"text_fields": ["text"]}
 
@@ -92,7 +117,8 @@ def main() -> int:
     same = [(d.keep, d.reason, d.detail) for d in local] == [
         (d.keep, d.reason, d.detail) for d in distributed]
     dropped = sum(not d.keep for d in local)
-    print(f"rows: {len(texts):,}  dropped as duplicates: {dropped:,}  "
+    print(f"corpus: {args.corpus}  rows: {len(texts):,}  dropped as duplicates: {dropped:,}  "
+          f"candidate pairs: {dedup.stats['candidate_pairs']:,}  "
           f"verified pairs: {dedup.stats['verified_pairs']:,}  "
           f"partitions: {dedup.stats['partitions']}")
     print(f"local streaming index: {local_s:7.1f} s  {len(texts) / local_s:9,.0f} rows/s")

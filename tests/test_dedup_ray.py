@@ -111,3 +111,15 @@ def test_exact_or_near_alone(planted, only):
                                          decontaminate=planted["evals"])
     assert as_tuples(got) == as_tuples(want)
     assert any(not d.keep for d in want)
+
+
+def test_no_rows_and_no_pairs(planted):
+    """An empty input gives no decisions and starts no Ray Data job; distinct rows give no
+    candidate pair, and the stats say so."""
+    dedup = RayDeduplicator({"text_fields": ["text"]})
+    assert dedup.decide([], []) == []
+    texts = ["the card never arrived in the post", "how do i change my pin number",
+             "why was i charged twice for one coffee"]
+    got = dedup.decide(texts, ["a", "b", "c"])
+    assert [d.keep for d in got] == [True, True, True]
+    assert dedup.stats["candidate_pairs"] == 0 and dedup.stats["verified_pairs"] == 0
