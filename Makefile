@@ -39,6 +39,8 @@ bench: $(STAMP)
 	$(PY) scripts/bench_api.py
 	$(PY) scripts/bench_cpu_bind.py
 	$(PY) scripts/bench_ray.py
+	$(PY) scripts/bench_dedup_ray.py
+	$(PY) scripts/bench_dedup_ray.py --corpus distinct
 
 clean:
 	rm -rf $(VENV) runs build dist
