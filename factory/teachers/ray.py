@@ -2,10 +2,12 @@
 
 The driver keeps everything that decides *what* is asked — planning, rendering, request keys, the
 cache, the filters — so a Ray run sends exactly the requests a local run sends for the same seed
-and the same answers (tests/test_ray.py replays a local run's cache on Ray: nothing is asked, the
-rows are the same). Two live runs can still drift apart, Ray or not: vLLM's answers on a warm CPU
-engine are not bit-identical from one process to the next, and later batches are sized by the
-acceptance so far. Only the answering moves to the cluster:
+(tests/test_ray.py: given a local run's answers, a Ray run asks nothing and writes the same rows;
+live, with a SIGKILL in the middle, it asks the same requests, gets the same answers and writes
+the same rows, because each engine queues a whole chunk before its first step, see
+`VLLMTeacher.generate`). With more than one actor a batch is cut into chunks, and an engine's
+answers depend on the batch it computes them in, so they can differ from a local run's (the
+requests are the same). Only the answering moves to the cluster:
 
 * Each actor builds the same teacher the local engine would (`make_teacher` with the same spec and
   teacher config) and loads it once, for the whole run. For `embedded` and `vllm:` teachers that is

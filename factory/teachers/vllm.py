@@ -205,14 +205,28 @@ class VLLMTeacher:
 
     def generate(self, requests: list[TeachRequest],
                  on_answer: Callable[[int, int], None] | None = None) -> Iterator[TeachResult]:
-        """One `LLM.generate` call for the whole batch."""
+        """The whole batch at once, queued before the engine's first step.
+
+        `LLM.generate` hands requests to the engine core one at a time, and the core starts
+        stepping as soon as the first arrives, so how the first steps are batched depends on
+        timing. Batches change the arithmetic (bfloat16 above all), and so the sampled tokens:
+        two runs with the same seed drifted apart. Pausing the scheduler (`sleep(level=0)`)
+        while the batch is queued makes the steps, and the answers, depend only on the batch."""
         if not requests:
             return
         llm = self.engine()
         prompts = self.prompts(requests)
         params = [self.sampling_params(r) for r in requests]
         ticker: Any = partial(_Ticker, on_answer=on_answer) if on_answer else False
-        outputs = llm.generate(prompts, params, use_tqdm=ticker)
+        llm.sleep(level=0)
+        try:
+            llm.enqueue(prompts, params, use_tqdm=False)
+        finally:
+            llm.wake_up(tags=["scheduling"])
+        # In the order queued (vLLM sorts finished requests by their number).
+        outputs = llm.wait_for_completion(use_tqdm=ticker)
+        if len(outputs) != len(requests):
+            raise RuntimeError(f"vLLM answered {len(outputs)} of {len(requests)} requests")
         for request, output in zip(requests, outputs):
             completion = output.outputs[0]
             yield TeachResult(
