@@ -58,6 +58,15 @@ def cluster_processes(temp: Path) -> list[psutil.Process]:
     return list(found.values())
 
 
+def forget_ray_auth() -> None:
+    """Ray reads its auth mode and token once per process and keeps them: after an earlier
+    test's ray.init without a token (tests/test_dedup_ray.py), this process would join the
+    token cluster with none. Ray's own tests reset that state between tests the same way."""
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    reset_auth_token_state()
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[tuple[str, Path]]:
     """A Ray head on 127.0.0.1 with 2 CPUs, started with `ray start` (its workers read the API
@@ -82,7 +91,9 @@ def cluster() -> Iterator[tuple[str, Path]]:
         with pytest.MonkeyPatch.context() as patch:
             for name, value in auth.items():
                 patch.setenv(name, value)
+            forget_ray_auth()
             yield f"127.0.0.1:{port}", temp
+        forget_ray_auth()
     finally:
         procs = cluster_processes(temp)
         for p in procs:
