@@ -2,12 +2,12 @@
 
 The driver keeps everything that decides *what* is asked — planning, rendering, request keys, the
 cache, the filters — so a Ray run sends exactly the requests a local run sends for the same seed
-(tests/test_ray.py: given a local run's answers, a Ray run asks nothing and writes the same rows;
-live, with a SIGKILL in the middle, it asks the same requests, gets the same answers and writes
-the same rows, because each engine queues a whole chunk before its first step, see
-`VLLMTeacher.generate`). With more than one actor a batch is cut into chunks, and an engine's
-answers depend on the batch it computes them in, so they can differ from a local run's (the
-requests are the same). Only the answering moves to the cluster:
+(tests/test_ray.py: given a local run's answers, a Ray run asks nothing and writes the same rows).
+Live, with one actor, an uninterrupted Ray run got the local run's answers and rows (36 of 36,
+each engine queues a whole chunk before its first step, see `VLLMTeacher.generate`); after an
+interruption the answers can differ. With more than one actor a batch is cut into chunks, and an
+engine's answers depend on the batch it computes them in, so they can differ from a local run's
+(the requests are the same). Only the answering moves to the cluster:
 
 * Each actor builds the same teacher the local engine would (`make_teacher` with the same spec and
   teacher config) and loads it once, for the whole run. For `embedded` and `vllm:` teachers that is
