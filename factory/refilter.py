@@ -1,5 +1,5 @@
-"""`factory filter`: the filter chain on an existing dataset, in stage order: read → heuristics →
-dedup → measure → write.
+"""`factory filter`: the filter chain on an existing dataset, in stage order: read →
+heuristics → dedup → measure → write.
 
 The input is any table with a text column (CSV, JSONL, parquet, or a dataset folder); the output
 folder has the layout of a distill run: kept rows under `data/`, dropped rows with their reason
@@ -147,13 +147,16 @@ class _Heuristics:
 
     def __init__(self, config: dict[str, Any], text_field: str) -> None:
         self.config, self.text_field = config, text_field
+        self._chain: Any = None
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
         from filters.heuristics import build_heuristics, run_chain
 
-        chain = build_heuristics(self.config)
+        if self._chain is None:  # built once per worker copy, not once per batch
+            self._chain = build_heuristics(self.config)
+        chain = self._chain
         out: dict[str, list[Any]] = {"row": [], "reason": [], "detail": []}
         for row, text in zip(batch["row"].tolist(), batch["text"].tolist()):
             decision = run_chain(chain, {self.text_field: text})

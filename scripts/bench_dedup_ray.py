@@ -9,12 +9,12 @@ Two corpora (--corpus). `banking`: real BANKING77 queries (shared/data/banking77
 repeated with light edits: each round of the file adds every query once more, a quarter of them
 exactly (case and punctuation changed) and a quarter with one or two word edits, the rest
 verbatim - heavy duplication, like a mode-collapsed teacher's (past 10,000 rows most rows are
-copies). `distinct`: texts of 12-30 Zipf-drawn pseudo-words (4-9 letters, 20,000 of them), nearly all distinct, with 10% of
-the rows light word edits of an earlier row - a healthy run, where most rows are kept and the
-local index grows with every one. Without --address a local Ray instance with --cpus CPUs is
-started. On one small machine the distributed version pays Ray's task and
-shuffle overheads with nothing to spread them over; the point of running it on a cluster is
-that no node holds the whole index.
+copies). `distinct`: texts of 12-30 Zipf-drawn pseudo-words (4-9 letters, 20,000 of them),
+nearly all distinct, with 10% of the rows light word edits of an earlier row - a healthy run,
+where most rows are kept and the local index grows with every one. Without --address a local
+Ray instance with --cpus CPUs is started. On one small machine the distributed version pays
+Ray's task and shuffle overheads with nothing to spread them over; the point of running it on a
+cluster is that no node holds the whole index.
 """
 
 from __future__ import annotations

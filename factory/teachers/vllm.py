@@ -211,7 +211,9 @@ class VLLMTeacher:
         stepping as soon as the first arrives, so how the first steps are batched depends on
         timing. Batches change the arithmetic (bfloat16 above all), and so the sampled tokens:
         two runs with the same seed drifted apart. Pausing the scheduler (`sleep(level=0)`)
-        while the batch is queued makes the steps, and the answers, depend only on the batch."""
+        while the batch is queued gives the first step the whole batch (measured: a local and a
+        Ray run then got the same answers; interrupted runs were once seen to differ, cause not
+        found - docs/teachers.md)."""
         if not requests:
             return
         llm = self.engine()
